@@ -1,0 +1,200 @@
+"""Minimal TensorBoard event-file writer that needs neither PyTorch nor TensorFlow.
+
+It is built only on the ``tensorboard`` pip package: its ``EventFileWriter`` writes the
+event file and its protocol buffers describe the summaries. The public API mirrors
+``torch.utils.tensorboard.SummaryWriter`` so that the NumPy and the PyTorch runs log
+the same way, with one difference: :meth:`SummaryWriter.add_hparams` writes into the run
+folder itself instead of a new sub-folder.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import numpy as np
+from tensorboard.compat.proto import (
+    event_pb2,
+    summary_pb2,
+    tensor_pb2,
+    tensor_shape_pb2,
+    types_pb2,
+)
+from tensorboard.compat.proto.histogram_pb2 import HistogramProto
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+from tensorboard.plugins.hparams import metadata as hparams_metadata
+from tensorboard.plugins.text import metadata as text_metadata
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+HParamValue = float | int | str | bool
+
+
+def _histogram_proto(values: np.ndarray, bins: int) -> HistogramProto:
+    """Summarise ``values`` as a ``HistogramProto`` with ``bins`` equal-width buckets.
+
+    ``bucket_limit[i]`` is the right edge of ``bucket[i]``; the left edge of the first
+    bucket is ``min``, as TensorBoard expects.
+    """
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    if flat.size == 0:
+        raise ValueError("cannot log a histogram of an empty array")
+    if not np.all(np.isfinite(flat)):
+        raise ValueError("cannot log a histogram of values containing NaN or infinity")
+    counts, edges = np.histogram(flat, bins=bins)
+    return HistogramProto(
+        min=float(flat.min()),
+        max=float(flat.max()),
+        num=float(flat.size),
+        sum=float(flat.sum()),
+        sum_squares=float(np.dot(flat, flat)),
+        bucket_limit=edges[1:].tolist(),
+        bucket=counts.astype(np.float64).tolist(),
+    )
+
+
+def _text_tensor(text: str) -> tensor_pb2.TensorProto:
+    """Return a scalar string tensor holding ``text`` encoded as UTF-8."""
+    return tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(),
+        string_val=[text.encode("utf-8")],
+    )
+
+
+def _hparam_data_type(value: HParamValue) -> int:
+    """Return the HParams plugin data type of a hyperparameter value."""
+    if isinstance(value, bool):
+        return api_pb2.DATA_TYPE_BOOL
+    if isinstance(value, int | float):
+        return api_pb2.DATA_TYPE_FLOAT64
+    if isinstance(value, str):
+        return api_pb2.DATA_TYPE_STRING
+    raise TypeError(f"unsupported hyperparameter type {type(value).__name__}: {value!r}")
+
+
+def _hparams_value(tag: str, data: plugin_data_pb2.HParamsPluginData) -> summary_pb2.Summary.Value:
+    """Wrap HParams plugin data in a summary value, the way the HParams plugin reads it."""
+    return summary_pb2.Summary.Value(
+        tag=tag,
+        metadata=hparams_metadata.create_summary_metadata(data),
+        tensor=hparams_metadata.NULL_TENSOR,
+    )
+
+
+class SummaryWriter:
+    """Write scalars, histograms, text and hyperparameters to a TensorBoard run folder.
+
+    Events are queued and written by a background thread; call :meth:`flush` to force
+    them to disk and :meth:`close` (or use the writer as a context manager) when done.
+    """
+
+    def __init__(self, log_dir: str | Path) -> None:
+        """Create ``log_dir`` (with parents) and open a new event file inside it."""
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._writer = EventFileWriter(str(self.log_dir))
+
+    def _add_values(self, values: list[summary_pb2.Summary.Value], step: int) -> None:
+        """Write one event holding ``values`` at ``step``."""
+        event = event_pb2.Event(
+            wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values)
+        )
+        self._writer.add_event(event)
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        """Log a scalar; TensorBoard stores it as float32."""
+        self._add_values([summary_pb2.Summary.Value(tag=tag, simple_value=float(value))], step)
+
+    def add_histogram(self, tag: str, values: np.ndarray, step: int, bins: int = 64) -> None:
+        """Log the distribution of ``values`` (any shape, float32 or float64).
+
+        The histogram has ``bins`` equal-width buckets spanning the value range and feeds
+        both the Histograms and the Distributions tab. Raises ``ValueError`` if ``values``
+        is empty or contains NaN or infinity.
+        """
+        histo = _histogram_proto(values, bins)
+        self._add_values([summary_pb2.Summary.Value(tag=tag, histo=histo)], step)
+
+    def add_text(self, tag: str, text: str, step: int = 0) -> None:
+        """Log markdown ``text`` for the Text tab."""
+        value = summary_pb2.Summary.Value(
+            tag=tag,
+            metadata=text_metadata.create_summary_metadata(display_name=tag, description=""),
+            tensor=_text_tensor(text),
+        )
+        self._add_values([value], step)
+
+    def add_hparams(
+        self,
+        hparams: dict[str, HParamValue],
+        metrics: dict[str, float],
+        step: int = 0,
+    ) -> None:
+        """Register this run with the HParams tab.
+
+        Writes the HParams plugin's experiment, session-start and session-end summaries
+        into this run folder, and each metric as a scalar at ``step`` (name metrics apart
+        from training curves, e.g. ``"hparam/accuracy"``, or pass the last training step
+        so that the curves stay clean). The HParams tab shows the latest value of each
+        metric tag. Hyperparameter values must be ``bool``, ``int``, ``float`` or ``str``.
+        """
+        now = time.time()
+        experiment = api_pb2.Experiment(
+            time_created_secs=now,
+            hparam_infos=[
+                api_pb2.HParamInfo(name=name, type=_hparam_data_type(value))
+                for name, value in hparams.items()
+            ],
+            metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in metrics],
+        )
+        start_info = plugin_data_pb2.SessionStartInfo(start_time_secs=now)
+        for name, value in hparams.items():
+            if isinstance(value, bool):
+                start_info.hparams[name].bool_value = value
+            elif isinstance(value, str):
+                start_info.hparams[name].string_value = value
+            else:
+                start_info.hparams[name].number_value = float(value)
+        end_info = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS, end_time_secs=now)
+        self._add_values(
+            [
+                _hparams_value(
+                    hparams_metadata.EXPERIMENT_TAG,
+                    plugin_data_pb2.HParamsPluginData(experiment=experiment),
+                ),
+                _hparams_value(
+                    hparams_metadata.SESSION_START_INFO_TAG,
+                    plugin_data_pb2.HParamsPluginData(session_start_info=start_info),
+                ),
+                _hparams_value(
+                    hparams_metadata.SESSION_END_INFO_TAG,
+                    plugin_data_pb2.HParamsPluginData(session_end_info=end_info),
+                ),
+            ],
+            step,
+        )
+        for tag, value in metrics.items():
+            self.add_scalar(tag, value, step)
+
+    def flush(self) -> None:
+        """Write all queued events to disk."""
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the event file; closing twice is harmless."""
+        self._writer.close()
+
+    def __enter__(self) -> Self:
+        """Return the writer itself."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the writer."""
+        self.close()

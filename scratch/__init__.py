@@ -1,0 +1,25 @@
+"""A multilayer perceptron written from scratch in NumPy (this package never imports torch)."""
+
+from scratch.layers import ACTIVATIONS, Linear, ReLU, Sigmoid, Softmax, Tanh
+from scratch.losses import CrossEntropyLoss, MSELoss
+from scratch.module import Module, Parameter
+from scratch.optim import SGD, Adam, Optimizer
+from scratch.sequential import Sequential, mlp
+
+__all__ = [
+    "ACTIVATIONS",
+    "SGD",
+    "Adam",
+    "CrossEntropyLoss",
+    "Linear",
+    "MSELoss",
+    "Module",
+    "Optimizer",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "mlp",
+]

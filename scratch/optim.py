@@ -1,0 +1,119 @@
+"""SGD and Adam with ``torch.optim``'s exact update rules, updating parameters in place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from scratch.module import Parameter
+
+
+class Optimizer:
+    """Holds the parameters and one scratch array per parameter so a step allocates nothing."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if lr < 0:
+            raise ValueError(f"invalid learning rate: {lr}")
+        self.lr = lr
+        self._work = [np.zeros_like(p.value) for p in self.params]
+
+    def _decayed_grad(self, p: Parameter, work: np.ndarray, weight_decay: float) -> np.ndarray:
+        """``g = grad + weight_decay * param`` (into ``work``), or the gradient itself."""
+        if weight_decay == 0:
+            return p.grad
+        np.multiply(p.value, weight_decay, out=work)
+        work += p.grad
+        return work
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """``torch.optim.SGD``: with g = grad + wd·p, buf = g on the first step and
+    buf = momentum·buf + (1 - dampening)·g after; the step is g + momentum·buf (nesterov) or buf;
+    p -= lr · step.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
+        super().__init__(params, lr)
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError(f"invalid momentum {momentum} or weight_decay {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        self.momentum, self.dampening = momentum, dampening
+        self.weight_decay, self.nesterov = weight_decay, nesterov
+        self._momentum_buffers: list[np.ndarray | None] = [None] * len(self.params)
+
+    def step(self) -> None:
+        for i, (p, work) in enumerate(zip(self.params, self._work)):
+            g = self._decayed_grad(p, work, self.weight_decay)
+            if self.momentum != 0:
+                buf = self._momentum_buffers[i]
+                if buf is None:
+                    buf = self._momentum_buffers[i] = g.copy()
+                else:
+                    buf *= self.momentum
+                    buf += (1 - self.dampening) * g
+                g = g + self.momentum * buf if self.nesterov else buf
+            np.multiply(g, self.lr, out=work)
+            p.value -= work
+
+
+class Adam(Optimizer):
+    """``torch.optim.Adam`` (not AdamW: weight decay is added to the gradient).
+
+    m = β1·m + (1-β1)·g, v = β2·v + (1-β2)·g², then
+    p -= (lr / (1 - β1^t)) · m / (sqrt(v) / sqrt(1 - β2^t) + eps).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr)
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps < 0 or weight_decay < 0:
+            raise ValueError(f"invalid Adam settings betas={betas} eps={eps} wd={weight_decay}")
+        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        self.step_count = 0
+        self._m = [np.zeros_like(p.value) for p in self.params]
+        self._v = [np.zeros_like(p.value) for p in self.params]
+        self._denom = [np.zeros_like(p.value) for p in self.params]
+
+    def step(self) -> None:
+        self.step_count += 1
+        beta1, beta2 = self.betas
+        step_size = self.lr / (1 - beta1**self.step_count)
+        bias_correction2_sqrt = np.sqrt(1 - beta2**self.step_count)
+        for p, work, m, v, denom in zip(self.params, self._work, self._m, self._v, self._denom):
+            g = self._decayed_grad(p, work, self.weight_decay)
+            # torch: m.lerp_(g, 1 - β1), i.e. m + (1 - β1)(g - m)
+            np.subtract(g, m, out=denom)
+            denom *= 1 - beta1
+            m += denom
+            v *= beta2
+            np.multiply(g, g, out=denom)
+            denom *= 1 - beta2
+            v += denom
+            np.sqrt(v, out=denom)
+            denom /= bias_correction2_sqrt
+            denom += self.eps
+            np.divide(m, denom, out=work)
+            work *= step_size
+            p.value -= work

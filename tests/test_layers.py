@@ -1,0 +1,137 @@
+"""The scratch layers alone: extreme inputs, dtypes, losses, repr."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import scratch
+from compare import tolerance
+
+EXTREMES = np.array([[-1e4, -1e3, -50.0, -1.0, 0.0], [1.0, 50.0, 1e3, 1e4, -1e4]])
+TORCH_ACTIVATIONS = {
+    scratch.ReLU: nn.ReLU(),
+    scratch.Sigmoid: nn.Sigmoid(),
+    scratch.Tanh: nn.Tanh(),
+    scratch.Softmax: nn.Softmax(dim=-1),
+}
+
+
+def assert_close(actual: np.ndarray, expected: torch.Tensor, what: str) -> None:
+    expected = expected.detach().numpy()
+    tol = tolerance.for_dtype(actual.dtype)
+    _, rel = tolerance.errors(actual, expected)
+    assert tol.passes(actual, expected, rel), f"{what}: rel error {rel:.3e} ({tol.name})"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer_type", list(TORCH_ACTIVATIONS))
+def test_activation_at_extreme_inputs(layer_type: type, dtype: type) -> None:
+    """±1e4 gives no NaN, no inf, no overflow (underflow to 0 is the right answer), and matches
+    torch forward and back."""
+    x = EXTREMES.astype(dtype)
+    upstream = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
+    layer = layer_type()
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        y = layer.forward(x).copy()
+        dx = layer.backward(upstream)
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(dx))
+    assert y.dtype == dx.dtype == dtype
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = TORCH_ACTIVATIONS[layer_type](xt)
+    yt.backward(torch.from_numpy(upstream))
+    assert_close(y, yt, f"{layer_type.__name__} forward")
+    assert_close(dx, xt.grad, f"{layer_type.__name__} backward")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_matches_torch_at_extreme_logits(dtype: type) -> None:
+    logits = np.vstack([EXTREMES, np.zeros(5), np.full(5, 1e4)]).astype(dtype)
+    target = np.array([0, 4, 2, 3])
+    loss = scratch.CrossEntropyLoss()
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        value = loss.forward(logits, target)
+        grad = loss.backward()
+    assert grad.dtype == dtype
+    lt = torch.from_numpy(logits).requires_grad_()
+    expected = nn.CrossEntropyLoss()(lt, torch.from_numpy(target))
+    expected.backward()
+    assert np.isfinite(value)
+    assert value == pytest.approx(expected.item(), rel=1e-6)
+    assert_close(grad, lt.grad, "cross-entropy gradient")
+
+
+def test_cross_entropy_rejects_bad_targets() -> None:
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 3\)"):
+        scratch.CrossEntropyLoss().forward(np.zeros((2, 3)), np.array([0, 3]))
+
+
+def test_mse_matches_torch() -> None:
+    rng = np.random.default_rng(1)
+    pred, target = rng.standard_normal((6, 4)), rng.standard_normal((6, 4))
+    loss = scratch.MSELoss()
+    value, grad = loss.forward(pred, target), loss.backward()
+    pt = torch.from_numpy(pred).requires_grad_()
+    expected = nn.MSELoss()(pt, torch.from_numpy(target))
+    expected.backward()
+    assert value == pytest.approx(expected.item(), rel=1e-14)
+    assert_close(grad, pt.grad, "MSE gradient")
+
+
+def test_float32_stays_float32() -> None:
+    model = scratch.mlp((20, 16, 10), "tanh", rng=np.random.default_rng(0), dtype=np.float32)
+    x = np.random.default_rng(1).standard_normal((4, 20)).astype(np.float32)
+    assert model.forward(x).dtype == np.float32
+    assert model.backward(np.ones((4, 10), np.float32)).dtype == np.float32
+    assert all(p.value.dtype == p.grad.dtype == np.float32 for p in model.parameters())
+
+
+def test_linear_rejects_wrong_dtype_and_shape() -> None:
+    layer = scratch.Linear(3, 2, rng=np.random.default_rng(0), dtype=np.float32)
+    with pytest.raises(TypeError, match="float32 weights but got float64 input"):
+        layer.forward(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 3\), got \(1, 4\)"):
+        layer.forward(np.zeros((1, 4), np.float32))
+
+
+def test_initialization_draws_what_nn_linear_draws() -> None:
+    """U(-1/sqrt(in), 1/sqrt(in)) for weight and bias, like nn.Linear's kaiming_uniform_(a=√5)."""
+    fan_in = 400
+    layer = scratch.Linear(fan_in, 300, rng=np.random.default_rng(0), dtype=np.float64)
+    torch.manual_seed(0)
+    reference = nn.Linear(fan_in, 300, dtype=torch.float64)
+    bound = 1 / np.sqrt(fan_in)
+    for mine, theirs in [(layer.W, reference.weight), (layer.b, reference.bias)]:
+        theirs = theirs.detach().numpy()
+        assert np.abs(mine).max() <= bound and np.abs(theirs).max() <= bound
+        assert mine.std() == pytest.approx(theirs.std(), rel=0.1)
+        assert mine.std() == pytest.approx(bound / np.sqrt(3), rel=0.1)
+
+
+def test_same_seed_same_weights() -> None:
+    a = scratch.mlp((8, 4, 2), "relu", rng=np.random.default_rng(5))
+    b = scratch.mlp((8, 4, 2), "relu", rng=np.random.default_rng(5))
+    assert all(np.array_equal(p.value, q.value) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_repr_reads_like_pytorch() -> None:
+    import torch_ref
+
+    mine = repr(scratch.mlp((784, 128, 10), "relu", rng=np.random.default_rng(0)))
+    theirs = repr(torch_ref.mlp((784, 128, 10), "relu"))
+    assert mine.replace("Softmax(dim=-1)", "Softmax(dim=1)") == theirs
+
+
+def test_named_parameters_use_torch_names() -> None:
+    model = scratch.mlp((5, 4, 3), "relu", rng=np.random.default_rng(0))
+    assert [name for name, _ in model.named_parameters()] == [
+        "0.weight",
+        "0.bias",
+        "2.weight",
+        "2.bias",
+    ]

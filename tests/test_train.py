@@ -1,0 +1,251 @@
+"""End-to-end training on small IDX files the tests write: both backends, TensorBoard events,
+checkpoints, lockstep, the non-finite stop, and the errors a user can run into."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from compare import checkpoint, cli
+from compare.backend_scratch import ScratchBackend
+from compare.train import EpochOrders
+from tests.test_data import SHARED_SUBSET, write_dataset
+
+SIDE, CLASSES = 8, 10
+ARCH = f"{SIDE * SIDE}-16-10"
+SCALARS = {"Loss/train", "Loss/val", "Accuracy/val", "Accuracy/test", "Time/epoch_seconds",
+           "GradNorm/0.weight", "GradNorm/2.weight", "hparam/test_accuracy",
+           "hparam/final_train_loss"}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Learnable 8x8 images: each class a fixed random pattern plus noise (300 train, 100 test)."""
+    rng = np.random.default_rng(0)
+    templates = rng.integers(0, 256, (CLASSES, SIDE, SIDE))
+
+    def images(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.integers(0, CLASSES, n)
+        noisy = templates[labels] + rng.normal(0, 40, (n, SIDE, SIDE))
+        return np.clip(noisy, 0, 255).astype(np.uint8), labels.astype(np.uint8)
+
+    (train_x, train_y), (test_x, test_y) = images(300), images(100)
+    root = tmp_path_factory.mktemp("data")
+    write_dataset(root / "MNIST" / "raw", {"train_images": train_x, "train_labels": train_y,
+                                           "test_images": test_x, "test_labels": test_y}, gz=True)
+    return root
+
+
+def train(data_dir: Path, logdir: Path, *extra: str, capsys: pytest.CaptureFixture
+          ) -> tuple[int, list[dict], str]:
+    """Run ``compare train --json`` in process; (exit status, result objects, stderr)."""
+    args = ["train", "--data-dir", str(data_dir), "--arch", ARCH, "--epochs", "2",
+            "--batch-size", "32", "--lr", "0.1", "--val-size", "30", "--logdir", str(logdir),
+            "--run-name", "run", "--json", *extra]
+    status = cli.main(args)
+    captured = capsys.readouterr()
+    return status, [json.loads(line) for line in captured.out.splitlines()], captured.err
+
+
+def events(folder: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0, "histograms": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def test_both_backends_log_the_same_tags(data_dir: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture) -> None:
+    status, results, _ = train(data_dir, tmp_path, capsys=capsys)
+    assert status == 0
+    assert [r["backend"] for r in results] == ["scratch", "torch"]
+    for result in results:
+        assert result.keys() >= {"backend", "test_accuracy", "final_train_loss", "epoch_seconds",
+                                 "run_dir"}
+        assert len(result["epoch_seconds"]) == 2
+        assert result["test_accuracy"] > 0.5, "the patterns are easy: far above chance (0.1)"
+        run = events(Path(result["run_dir"]))
+        assert set(run.Tags()["scalars"]) == SCALARS
+        assert [e.step for e in run.Scalars("Loss/train")] == [1, 2]
+        assert [e.step for e in run.Scalars("Accuracy/test")] == [2]
+        assert set(run.Tags()["histograms"]) == {"Weights/0.weight", "Weights/0.bias",
+                                                 "Weights/2.weight", "Weights/2.bias"}
+        assert [e.step for e in run.Histograms("Weights/0.weight")] == [1, 2]
+    assert results[0]["test_accuracy"] == pytest.approx(results[1]["test_accuracy"], abs=0.03)
+    assert not (tmp_path / "run" / "parity").exists()
+
+
+def test_lockstep_float64_logs_parity_every_step(data_dir: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    status, results, _ = train(data_dir, tmp_path, "--lockstep", "--dtype", "float64",
+                               capsys=capsys)
+    assert status == 0
+    assert results[0]["final_train_loss"] == pytest.approx(results[1]["final_train_loss"],
+                                                           rel=1e-12)
+    parity = events(tmp_path / "run" / "parity")
+    diffs = parity.Scalars("Parity/max_weight_rel_diff")
+    assert [e.step for e in diffs] == list(range(1, 2 * 9 + 1))  # 270 images / 32 = 9 steps
+    assert max(e.value for e in diffs) <= 1e-9
+    assert max(e.value for e in parity.Scalars("Parity/loss_abs_diff")) <= 1e-9
+
+
+def test_lockstep_fails_loudly_when_the_twins_drift(data_dir: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    original = ScratchBackend.train_step
+
+    def drifting_step(self: ScratchBackend, start: int, stop: int) -> None:
+        original(self, start, stop)
+        self.model[0].W[0, 0] += 1e-6
+
+    monkeypatch.setattr(ScratchBackend, "train_step", drifting_step)
+    status, _, err = train(data_dir, tmp_path, "--lockstep", "--dtype", "float64", capsys=capsys)
+    assert status == 1
+    assert "--lockstep: after step 1" in err and "over the limit 1e-09" in err
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
+        data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    status, _, err = train(data_dir, tmp_path, "--backend", "scratch", "--lr", "1e30",
+                           capsys=capsys)
+    assert status == 1
+    assert "scratch: loss is" in err and "with learning rate 1e+30" in err
+    assert "at step" in err
+    kept = tmp_path / "run" / "scratch" / "checkpoint.npz"
+    meta, model = checkpoint.load(kept)
+    assert meta["epoch"] == 0
+    assert all(np.all(np.isfinite(p.value)) for p in model.parameters())
+
+
+@pytest.mark.parametrize("written_by", ["scratch", "torch"])
+def test_checkpoints_load_into_either_backend(data_dir: Path, tmp_path: Path, written_by: str,
+                                              capsys: pytest.CaptureFixture) -> None:
+    _, results, _ = train(data_dir, tmp_path, "--backend", written_by, capsys=capsys)
+    path = tmp_path / "run" / written_by / f"checkpoint{checkpoint.SUFFIXES[written_by]}"
+    accuracies = {}
+    for backend in ["scratch", "torch"]:
+        assert cli.main(["evaluate", "--checkpoint", str(path), "--backend", backend,
+                         "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["written_by"] == written_by and report["epoch"] == 2
+        accuracies[backend] = report["test_accuracy"]
+    assert accuracies["scratch"] == accuracies["torch"] == results[0]["test_accuracy"]
+    _, as_scratch = checkpoint.load(path, "scratch")
+    _, as_torch = checkpoint.load(path, "torch")
+    for layer, reference in zip(as_scratch.linears(), [as_torch[0], as_torch[2]]):
+        assert np.array_equal(layer.W, reference.weight.detach().numpy().T)
+        assert np.array_equal(layer.b, reference.bias.detach().numpy())
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not really a zip", b"\x80garbage"])
+@pytest.mark.parametrize("suffix", [".npz", ".pt"])
+def test_corrupt_checkpoint_is_named(tmp_path: Path, suffix: str, content: bytes,
+                                     capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / f"checkpoint{suffix}"
+    path.write_bytes(content)
+    assert cli.main(["evaluate", "--checkpoint", str(path)]) == 2
+    assert f"{path}: not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_same_seed_same_numbers_and_runs_never_overwrite(
+        data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    first = train(data_dir, tmp_path, "--backend", "scratch", capsys=capsys)[1][0]
+    second = train(data_dir, tmp_path, "--backend", "scratch", capsys=capsys)[1][0]
+    assert first["final_train_loss"] == second["final_train_loss"]
+    assert first["test_accuracy"] == second["test_accuracy"]
+    assert Path(first["run_dir"]).parent.name == "run"
+    assert Path(second["run_dir"]).parent.name == "run-2"
+
+
+def test_scratch_training_never_imports_torch(data_dir: Path, tmp_path: Path) -> None:
+    code = (f"import sys; from compare.cli import main; "
+            f"status = main(['train', '--backend', 'scratch', '--data-dir', {str(data_dir)!r}, "
+            f"'--arch', {ARCH!r}, '--epochs', '1', '--val-size', '30', "
+            f"'--logdir', {str(tmp_path)!r}]); "
+            f"print(status, 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
+    assert result.stdout.strip().splitlines()[-1] == "0 False", result.stderr
+
+
+def test_epoch_orders_are_seeded_permutations() -> None:
+    a, b = EpochOrders(100, seed=3), EpochOrders(100, seed=3)
+    first = a.next().copy()
+    assert np.array_equal(first, b.next()) and sorted(first) == list(range(100))
+    assert not np.array_equal(first, a.next())
+    assert not np.array_equal(first, EpochOrders(100, seed=4).next())
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--backend", "scratch", "--lockstep"], "--lockstep"),
+        (["--arch", "100-10"], "--arch 100-10: the input width must be the image size 64"),
+        (["--lr", "0"], "--lr"),
+        (["--optimizer", "rmsprop"], "--optimizer"),
+        (["--val-size", "300"], "--val-size"),
+        (["--dataset", "cifar"], "--dataset"),
+    ],
+)
+def test_bad_training_arguments_exit_2(data_dir: Path, tmp_path: Path, args: list[str],
+                                       needle: str, capsys: pytest.CaptureFixture) -> None:
+    status, results, err = train(data_dir, tmp_path, *args, capsys=capsys)
+    assert status == 2 and results == []
+    assert needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_missing_data_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # no download possible
+    status, _, err = train(tmp_path / "empty", tmp_path / "runs", capsys=capsys)
+    assert status == 2
+    assert "train-images-idx3-ubyte" in err and str(tmp_path / "empty" / "MNIST" / "raw") in err
+    assert not (tmp_path / "runs").exists(), "no partial run is left behind"
+
+
+def test_corrupt_data_file_is_named(data_dir: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for path in (data_dir / "MNIST" / "raw").iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    labels = broken / "train-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:-12])
+    status, _, err = train(broken, tmp_path / "runs", capsys=capsys)
+    assert status == 2 and "train-labels-idx1-ubyte.gz" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error shown without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error(data_dir: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    status, _, err = train(data_dir, tmp_path, "--device", "cuda", capsys=capsys)
+    assert status == 2 and "--device cuda: CUDA is not available" in err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_torch_backend_trains_on_cuda_like_on_cpu(data_dir: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    _, on_cpu, _ = train(data_dir, tmp_path, "--backend", "torch", "--dtype", "float64",
+                         capsys=capsys)
+    _, on_gpu, _ = train(data_dir, tmp_path, "--backend", "torch", "--dtype", "float64",
+                         "--device", "cuda", capsys=capsys)
+    assert on_gpu[0]["device"].startswith("cuda")
+    assert on_gpu[0]["final_train_loss"] == pytest.approx(on_cpu[0]["final_train_loss"], rel=1e-9)
+
+
+@pytest.mark.skipif(not SHARED_SUBSET.exists(), reason=f"{SHARED_SUBSET} is not on this machine")
+def test_one_epoch_on_real_mnist_subset(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    status = cli.main(["train", "--backend", "both", "--data-dir", str(SHARED_SUBSET),
+                       "--epochs", "1", "--batch-size", "32", "--optimizer", "adam",
+                       "--lr", "0.001", "--logdir",
+                       str(tmp_path), "--json"])
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert status == 0
+    for result in results:
+        assert result["test_accuracy"] > 0.90, result
