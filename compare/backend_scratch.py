@@ -49,7 +49,8 @@ class ScratchBackend:
         self._losses = np.zeros(steps)
         self._step = 0
 
-    def _gather(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    def gather(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """This step's batch: rows ``order[start:stop]`` gathered into a reused buffer."""
         size = stop - start
         if size not in self._batch:
             self._batch[size] = (
@@ -64,7 +65,7 @@ class ScratchBackend:
 
     def train_step(self, start: int, stop: int) -> None:
         """One SGD step on the samples ``order[start:stop]``."""
-        x, y = self._gather(start, stop)
+        x, y = self.gather(start, stop)
         self._losses[self._step] = self.loss.forward(self.logits_model.forward(x), y)
         self.logits_model.backward(self.loss.backward(), need_input_grad=False)
         self.optimizer.step()

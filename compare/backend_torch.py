@@ -55,7 +55,8 @@ class TorchBackend:
         self._losses = torch.zeros(steps, dtype=torch.float64, device=self.device)
         self._step = 0
 
-    def _gather(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def gather(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's batch: rows ``order[start:stop]`` gathered into a reused buffer."""
         size = stop - start
         if size not in self._batch:
             self._batch[size] = (
@@ -70,7 +71,7 @@ class TorchBackend:
 
     def train_step(self, start: int, stop: int) -> None:
         """One optimizer step on the samples ``order[start:stop]``."""
-        x, y = self._gather(start, stop)
+        x, y = self.gather(start, stop)
         loss = F.cross_entropy(self.logits_model(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

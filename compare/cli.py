@@ -170,6 +170,40 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers joined by ',', got {text!r}")
+    return values
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from compare.bench import BenchConfig, BenchError, rows_json, run_bench, table
+
+    arch = _architecture(args)
+    backends = args.backends.split(",")
+    if not backends or any(b not in ("scratch", "torch") for b in backends):
+        raise UsageError(f"--backends {args.backends!r}: a comma list of scratch and torch")
+    device = _resolve_device(args.device) if "torch" in backends else "cpu"
+    from compare.data import load_splits
+
+    load_splits(Path(args.data_dir), args.dataset)  # bad data fails here, once, before workers
+    config = BenchConfig(args.data_dir, args.dataset, arch, args.dtype, args.lr, args.seed,
+                         device)
+    out = sys.stderr if args.json else sys.stdout
+    try:
+        rows = run_bench(config, backends, args.batch_sizes, args.repeats,
+                         log=lambda line: print(line, file=out, flush=True))
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(rows_json(rows)) if args.json else table(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="compare", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -215,6 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=_run_evaluate)
+
+    bench = commands.add_parser("bench", help="seconds per epoch against the matmul floor")
+    _add_network_flags(bench, dtype="float32")
+    bench.add_argument("--data-dir", default="data")
+    bench.add_argument("--dataset", choices=list(DATASETS), default="mnist")
+    bench.add_argument("--batch-sizes", type=_int_list, default=[32, 64, 128, 256])
+    bench.add_argument("--backends", default="scratch,torch")
+    bench.add_argument("--repeats", type=_positive_int, default=5)
+    bench.add_argument("--lr", type=_positive_float, default=0.1)
+    bench.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    bench.add_argument("--json", action="store_true", help='print {"rows": [...]}')
+    bench.set_defaults(run=_run_bench)
     return parser
 
 

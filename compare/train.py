@@ -22,6 +22,7 @@ from compare.backend_scratch import ScratchBackend
 from compare.data import Splits
 from compare.optimizers import OptimizerSpec
 from compare.tensorboard_writer import SummaryWriter
+from compare.threads import blas_thread_policy
 from compare.tolerance import weight_rel_diff
 
 LOCKSTEP_FLOAT64_LIMIT = 1e-9
@@ -117,13 +118,12 @@ def train(
     backend_names: list[str], config: TrainConfig, splits: Splits, run_dir: Path,
     meta: dict, *, log: Any = print, quiet: bool = False,
 ) -> list[BackendResult]:
-    """Train each backend (one after the other, or step by step together with lockstep)."""
-    if config.lockstep:
-        return _train_together(backend_names, config, splits, run_dir, meta, log, quiet)
-    results = []
-    for name in backend_names:
-        results += _train_together([name], config, splits, run_dir, meta, log, quiet)
-    return results
+    """Train each backend (one after the other, or step by step together with lockstep), under
+    the BLAS thread policy for this batch size (``compare.threads``)."""
+    groups = [backend_names] if config.lockstep else [[name] for name in backend_names]
+    with blas_thread_policy(config.batch_size):
+        return [result for group in groups
+                for result in _train_together(group, config, splits, run_dir, meta, log, quiet)]
 
 
 def _train_together(names: list[str], config: TrainConfig, splits: Splits, run_dir: Path,
