@@ -24,6 +24,7 @@ import numpy as np
 from compare.arch import Architecture, parse_dtype
 from compare.optimizers import OptimizerSpec
 from compare.threads import blas_thread_policy
+from compare.train import EpochOrders, TrainConfig, batch_bounds, build_backend
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,6 @@ class BenchRow:
     test_accuracy: float
 
 
-def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
-    return [(s, min(n, s + batch_size)) for s in range(0, n, batch_size)]
-
-
 def _sync(backend: object) -> None:
     if str(getattr(backend, "device", "cpu")).startswith("cuda"):
         import torch
@@ -66,7 +63,6 @@ class _Worker:
 
     def __init__(self, name: str, config: BenchConfig) -> None:
         from compare.data import load_splits
-        from compare.train import EpochOrders, TrainConfig, build_backend
 
         self.name, self.config = name, config
         self.splits = load_splits(Path(config.data_dir), config.dataset, seed=config.seed,
@@ -87,7 +83,7 @@ class _Worker:
     def epoch(self, batch_size: int) -> tuple[float, float, float]:
         """(epoch seconds, floor seconds, data seconds) for one epoch at ``batch_size``."""
         backend = self.backend(batch_size)
-        batches = _batches(len(self.splits.train_y), batch_size)
+        batches = batch_bounds(len(self.splits.train_y), batch_size)
         with blas_thread_policy(batch_size):
             order = self.orders.next()
             _sync(backend)

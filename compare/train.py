@@ -62,6 +62,11 @@ class BackendResult:
     run_dir: str
 
 
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, stop) of each batch of an epoch over ``n`` samples; the last may be smaller."""
+    return [(start, min(n, start + batch_size)) for start in range(0, n, batch_size)]
+
+
 class EpochOrders:
     """One seeded permutation of the training set per epoch, in a reused buffer."""
 
@@ -136,8 +141,8 @@ def _train_together(names: list[str], config: TrainConfig, splits: Splits, run_d
         _save(backend, path, meta | {"backend": backend.name, "epoch": 0})
         writers[backends.index(backend)].add_text("hparams", _hparams_markdown(config, meta))
     orders = EpochOrders(len(splits.train_y), config.seed)
-    n = len(splits.train_y)
-    steps = math.ceil(n / config.batch_size)
+    bounds = batch_bounds(len(splits.train_y), config.batch_size)
+    steps = len(bounds)
     seconds: list[list[float]] = [[] for _ in backends]
     train_losses = [math.nan for _ in backends]
     try:
@@ -151,8 +156,7 @@ def _train_together(names: list[str], config: TrainConfig, splits: Splits, run_d
                 backend.start_epoch(order, steps)
                 elapsed[i] += time.perf_counter() - started
             progress = _Progress(f"epoch {epoch + 1}/{config.epochs}", steps, quiet)
-            for step in range(steps):
-                start, stop = step * config.batch_size, min(n, (step + 1) * config.batch_size)
+            for step, (start, stop) in enumerate(bounds):
                 for i, backend in enumerate(backends):
                     started = time.perf_counter()
                     backend.train_step(start, stop)
