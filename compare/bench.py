@@ -5,7 +5,8 @@ and the parent interleaves them: repeat 1 of every (batch size, backend), then r
 slow spell of the machine hits both alike. Per (backend, batch size) a row gives the median epoch,
 the floor (the same matrix products alone, the same number of times, with the same threads), their
 ratio, the data share (shuffle and batch gathering alone), the worker's peak RSS and the test
-accuracy after the timed epochs.
+accuracy after the timed epochs; torch rows also time PyTorch's plain textbook loop on the same
+batches. The workers train on the whole training file (no validation split).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ from compare.arch import Architecture, parse_dtype
 from compare.optimizers import OptimizerSpec
 from compare.threads import blas_thread_policy
 from compare.train import EpochOrders, TrainConfig, batch_bounds, build_backend
+
+SETTLE_SECONDS = 0.3
+"""Pause before each timed epoch. OpenBLAS worker threads spin for about 2**28 cycles (~0.1 s)
+after a product before they sleep: without the pause the scratch worker's spinning threads take
+a core from the torch epoch that follows (measured: torch 15-25% slower at batch 128 and 256)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class BenchRow:
     data_seconds: float
     peak_rss_mib: float
     test_accuracy: float
+    plain_loop_seconds: float | None = None
 
 
 def _sync(backend: object) -> None:
@@ -65,25 +72,29 @@ class _Worker:
         from compare.data import load_splits
 
         self.name, self.config = name, config
-        self.splits = load_splits(Path(config.data_dir), config.dataset, seed=config.seed,
-                                  dtype=parse_dtype(config.dtype))
+        self.splits = load_splits(Path(config.data_dir), config.dataset, val_size=0,
+                                  seed=config.seed, dtype=parse_dtype(config.dtype))
         self.train_config = lambda batch_size: TrainConfig(
             config.arch, OptimizerSpec.create("sgd", config.lr), 1, batch_size, config.seed,
             config.dtype, config.device)
         self.build = build_backend
         self.orders = EpochOrders(len(self.splits.train_y), config.seed)
-        self.backends: dict[int, object] = {}
+        self.backends: dict[tuple[str, int], object] = {}
 
-    def backend(self, batch_size: int) -> object:
-        if batch_size not in self.backends:
-            self.backends[batch_size] = self.build(self.name, self.train_config(batch_size),
-                                                   self.splits)
-        return self.backends[batch_size]
+    def backend(self, batch_size: int, role: str = "product") -> object:
+        """The backend timed at ``batch_size``; role "plain" is a second torch one whose model and
+        optimizer the plain loop trains."""
+        if (role, batch_size) not in self.backends:
+            self.backends[role, batch_size] = self.build(
+                self.name, self.train_config(batch_size), self.splits)
+        return self.backends[role, batch_size]
 
-    def epoch(self, batch_size: int) -> tuple[float, float, float]:
-        """(epoch seconds, floor seconds, data seconds) for one epoch at ``batch_size``."""
+    def epoch(self, batch_size: int) -> tuple[float, float, float, float | None]:
+        """(epoch, floor, data, plain loop) seconds for one epoch at ``batch_size``; the plain loop
+        is timed by the torch worker only."""
         backend = self.backend(batch_size)
         batches = batch_bounds(len(self.splits.train_y), batch_size)
+        time.sleep(SETTLE_SECONDS)
         with blas_thread_policy(batch_size):
             order = self.orders.next()
             _sync(backend)
@@ -101,7 +112,30 @@ class _Worker:
             _sync(backend)
             data = time.perf_counter() - started
             floor = self._floor(backend, batches)
-        return epoch, floor, data
+            plain = self._plain_loop(batch_size, batches, order) if self.name == "torch" else None
+        return epoch, floor, data, plain
+
+    def _plain_loop(self, batch_size: int, batches: list[tuple[int, int]],
+                    order: np.ndarray) -> float:
+        """PyTorch's textbook loop on the same batches, as a yardstick for the torch backend:
+        ``X[index]`` per step, ``F.cross_entropy``, ``zero_grad``, ``backward``, ``step``."""
+        import torch
+        import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
+
+        plain = self.backend(batch_size, role="plain")
+        model, optimizer, images, labels = (plain.logits_model, plain.optimizer, plain.train_x,
+                                            plain.train_y)
+        _sync(plain)
+        started = time.perf_counter()
+        rows = torch.from_numpy(order).to(plain.device)
+        for start, stop in batches:
+            index = rows[start:stop]
+            loss = F.cross_entropy(model(images[index]), labels[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        _sync(plain)
+        return time.perf_counter() - started
 
     def _floor(self, backend: object, batches: list[tuple[int, int]]) -> float:
         """The training step's matrix products alone: forward X·W per layer, dW = Xᵀ·dY per
@@ -205,14 +239,16 @@ def run_bench(config: BenchConfig, backends: list[str], batch_sizes: list[int], 
         for name in backends:
             if ask(name, send=False) and name == "scratch":  # loaded and ready
                 raise BenchError("scratch worker: torch was imported")
-        timings: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+        timings: dict[tuple[str, int], list[tuple[float, float, float, float | None]]] = {}
         for repeat in range(repeats):
             for batch_size in batch_sizes:
                 for name in backends:
                     timing = ask(name, ("epoch", batch_size))
                     timings.setdefault((name, batch_size), []).append(timing)
+                    plain = "" if timing[3] is None else f", plain loop {timing[3]:.3f} s"
                     log(f"repeat {repeat + 1}/{repeats} {name:>7} batch {batch_size:>4}: "
-                        f"epoch {timing[0]:.3f} s, floor {timing[1]:.3f} s, data {timing[2]:.3f} s")
+                        f"epoch {timing[0]:.3f} s, floor {timing[1]:.3f} s, data {timing[2]:.3f} s"
+                        f"{plain}")
         accuracy = {(n, b): ask(n, ("accuracy", b)) for n in backends for b in batch_sizes}
         peaks = {name: ask(name, None) for name in backends}
     finally:
@@ -226,20 +262,23 @@ def run_bench(config: BenchConfig, backends: list[str], batch_sizes: list[int], 
         epoch = statistics.median(t[0] for t in runs)
         floor = statistics.median(t[1] for t in runs)
         device = config.device if name == "torch" else "cpu"
+        plain = None if name != "torch" else statistics.median(t[3] for t in runs)
         rows.append(BenchRow(name, device, batch_size, epoch, floor, epoch / floor,
                              statistics.median(t[2] for t in runs), peaks[name],
-                             accuracy[(name, batch_size)]))
+                             accuracy[(name, batch_size)], plain))
     return sorted(rows, key=lambda r: (r.batch_size, r.backend))
 
 
 def table(rows: list[BenchRow]) -> str:
     lines = [f"{'backend':<8} {'device':<7} {'batch':>5} {'epoch s':>8} {'floor s':>8} "
-             f"{'ratio':>6} {'data s':>7} {'data %':>6} {'peak MiB':>8} {'test acc':>8}"]
+             f"{'ratio':>6} {'data s':>7} {'data %':>6} {'peak MiB':>8} {'test acc':>8} "
+             f"{'plain s':>8}"]
     for r in rows:
+        plain = "-" if r.plain_loop_seconds is None else f"{r.plain_loop_seconds:.3f}"
         lines.append(f"{r.backend:<8} {r.device:<7} {r.batch_size:>5} {r.epoch_seconds:>8.3f} "
                      f"{r.floor_seconds:>8.3f} {r.ratio_to_floor:>6.2f} {r.data_seconds:>7.3f} "
                      f"{100 * r.data_seconds / r.epoch_seconds:>5.1f}% {r.peak_rss_mib:>8.0f} "
-                     f"{r.test_accuracy:>8.4f}")
+                     f"{r.test_accuracy:>8.4f} {plain:>8}")
     return "\n".join(lines)
 
 

@@ -190,7 +190,8 @@ def _run_bench(args: argparse.Namespace) -> int:
     device = _resolve_device(args.device) if "torch" in backends else "cpu"
     from compare.data import load_splits
 
-    load_splits(Path(args.data_dir), args.dataset)  # bad data fails here, once, before workers
+    # bad data fails here, once, before the workers; the bench trains on the whole training file
+    load_splits(Path(args.data_dir), args.dataset, val_size=0)
     config = BenchConfig(args.data_dir, args.dataset, arch, args.dtype, args.lr, args.seed,
                          device)
     out = sys.stderr if args.json else sys.stdout

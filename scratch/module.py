@@ -19,6 +19,36 @@ class Parameter:
         return cls(value, np.zeros_like(value))
 
 
+def flatten_parameters(params: list[Parameter]) -> tuple[np.ndarray, np.ndarray]:
+    """One contiguous 1-D array of all the values of ``params``, in order, and one of their grads.
+
+    Each Parameter's ``value`` and ``grad`` become views into these two arrays, with their numbers
+    kept, so a single whole-array operation updates every parameter. Parameters already laid out
+    so (by an earlier call with the same list) keep their arrays and share them.
+    """
+    if len({id(p) for p in params}) != len(params):
+        raise ValueError("a parameter appears more than once in the list")
+    dtypes = {p.value.dtype for p in params}
+    if len(dtypes) != 1:
+        raise ValueError(f"parameters must share one dtype, got {sorted(map(str, dtypes))}")
+    sizes = [p.value.size for p in params]
+    values, grads = params[0].value.base, params[0].grad.base
+    if all(
+        isinstance(flat, np.ndarray) and flat.ndim == 1 and flat.size == sum(sizes)
+        for flat in (values, grads)
+    ) and all(p.value.base is values and p.grad.base is grads for p in params):
+        return values, grads
+    values, grads = np.empty(sum(sizes), *dtypes), np.empty(sum(sizes), *dtypes)
+    offset = 0
+    for p, size in zip(params, sizes):
+        segment = slice(offset, offset + size)
+        values[segment], grads[segment] = p.value.ravel(), p.grad.ravel()
+        shape = p.value.shape
+        p.value, p.grad = values[segment].reshape(shape), grads[segment].reshape(shape)
+        offset += size
+    return values, grads
+
+
 class Module:
     """A layer: ``forward(x) -> y`` and ``backward(dL/dy) -> dL/dx``, both batched on axis 0.
 
@@ -30,12 +60,15 @@ class Module:
     def __init__(self) -> None:
         self._buffers: dict[tuple[str, tuple[int, ...], np.dtype], np.ndarray] = {}
 
-    def _buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """The work buffer ``name`` for this shape, zero-filled when made (never denormal junk)."""
+    def _buffer(
+        self, name: str, shape: tuple[int, ...], dtype: np.dtype, fill: float = 0.0
+    ) -> np.ndarray:
+        """The work buffer ``name`` for this shape, filled with ``fill`` when made (never with
+        uninitialized memory, whose denormal junk can slow a matrix product many times over)."""
         key = (name, shape, np.dtype(dtype))
         buffer = self._buffers.get(key)
         if buffer is None:
-            buffer = self._buffers[key] = np.zeros(shape, dtype)
+            buffer = self._buffers[key] = np.full(shape, fill, dtype)
         return buffer
 
     def parameters(self) -> list[Parameter]:

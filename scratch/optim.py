@@ -6,11 +6,17 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from scratch.module import Parameter
+from scratch.module import Parameter, flatten_parameters
 
 
 class Optimizer:
-    """Holds the parameters and one scratch array per parameter so a step allocates nothing."""
+    """Updates its parameters in place, all at once.
+
+    The parameters move into one contiguous array and their gradients into another (see
+    :func:`~scratch.module.flatten_parameters`): each update rule below is written once, on those
+    whole arrays, and costs a handful of array operations whatever the number of layers. Every
+    rule is elementwise, so this is the same arithmetic as a loop over the parameters.
+    """
 
     def __init__(self, params: Iterable[Parameter], lr: float) -> None:
         self.params = list(params)
@@ -19,15 +25,24 @@ class Optimizer:
         if lr < 0:
             raise ValueError(f"invalid learning rate: {lr}")
         self.lr = lr
-        self._work = [np.zeros_like(p.value) for p in self.params]
+        self.values, self.grads = flatten_parameters(self.params)
+        self._work = np.zeros_like(self.values)
 
-    def _decayed_grad(self, p: Parameter, work: np.ndarray, weight_decay: float) -> np.ndarray:
-        """``g = grad + weight_decay * param`` (into ``work``), or the gradient itself."""
+    def _decayed_grad(self, weight_decay: float) -> np.ndarray:
+        """``g = grad + weight_decay * param`` (into the work array), or the gradient itself."""
+        self._check_layout()
         if weight_decay == 0:
-            return p.grad
-        np.multiply(p.value, weight_decay, out=work)
-        work += p.grad
-        return work
+            return self.grads
+        np.multiply(self.values, weight_decay, out=self._work)
+        self._work += self.grads
+        return self._work
+
+    def _check_layout(self) -> None:
+        if any(p.value.base is not self.values for p in self.params):
+            raise RuntimeError(
+                f"{type(self).__name__}: its parameters were moved by another optimizer built on "
+                f"part of them; build one optimizer per set of parameters"
+            )
 
     def step(self) -> None:
         raise NotImplementedError
@@ -55,21 +70,30 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         self.momentum, self.dampening = momentum, dampening
         self.weight_decay, self.nesterov = weight_decay, nesterov
-        self._momentum_buffers: list[np.ndarray | None] = [None] * len(self.params)
+        self._momentum_buffer: np.ndarray | None = None
+        self._scaled = np.zeros_like(self.values) if momentum else None
 
     def step(self) -> None:
-        for i, (p, work) in enumerate(zip(self.params, self._work)):
-            g = self._decayed_grad(p, work, self.weight_decay)
-            if self.momentum != 0:
-                buf = self._momentum_buffers[i]
-                if buf is None:
-                    buf = self._momentum_buffers[i] = g.copy()
-                else:
-                    buf *= self.momentum
-                    buf += (1 - self.dampening) * g
-                g = g + self.momentum * buf if self.nesterov else buf
-            np.multiply(g, self.lr, out=work)
-            p.value -= work
+        g = self._decayed_grad(self.weight_decay)
+        if self.momentum != 0:
+            g = self._momentum_direction(g)
+        np.multiply(g, self.lr, out=self._work)
+        self.values -= self._work
+
+    def _momentum_direction(self, g: np.ndarray) -> np.ndarray:
+        """Update the momentum buffer with ``g`` and return the step direction."""
+        buf, scaled = self._momentum_buffer, self._scaled
+        if buf is None:
+            buf = self._momentum_buffer = g.copy()
+        else:
+            buf *= self.momentum
+            np.multiply(g, 1 - self.dampening, out=scaled)
+            buf += scaled
+        if not self.nesterov:
+            return buf
+        np.multiply(buf, self.momentum, out=scaled)
+        scaled += g
+        return scaled
 
 
 class Adam(Optimizer):
@@ -92,28 +116,28 @@ class Adam(Optimizer):
             raise ValueError(f"invalid Adam settings betas={betas} eps={eps} wd={weight_decay}")
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
         self.step_count = 0
-        self._m = [np.zeros_like(p.value) for p in self.params]
-        self._v = [np.zeros_like(p.value) for p in self.params]
-        self._denom = [np.zeros_like(p.value) for p in self.params]
+        self._m = np.zeros_like(self.values)
+        self._v = np.zeros_like(self.values)
+        self._denom = np.zeros_like(self.values)
 
     def step(self) -> None:
         self.step_count += 1
         beta1, beta2 = self.betas
         step_size = self.lr / (1 - beta1**self.step_count)
         bias_correction2_sqrt = np.sqrt(1 - beta2**self.step_count)
-        for p, work, m, v, denom in zip(self.params, self._work, self._m, self._v, self._denom):
-            g = self._decayed_grad(p, work, self.weight_decay)
-            # torch: m.lerp_(g, 1 - β1), i.e. m + (1 - β1)(g - m)
-            np.subtract(g, m, out=denom)
-            denom *= 1 - beta1
-            m += denom
-            v *= beta2
-            np.multiply(g, g, out=denom)
-            denom *= 1 - beta2
-            v += denom
-            np.sqrt(v, out=denom)
-            denom /= bias_correction2_sqrt
-            denom += self.eps
-            np.divide(m, denom, out=work)
-            work *= step_size
-            p.value -= work
+        g, m, v, denom, work = self._decayed_grad(self.weight_decay), self._m, self._v, \
+            self._denom, self._work
+        # torch: m.lerp_(g, 1 - β1), i.e. m + (1 - β1)(g - m)
+        np.subtract(g, m, out=denom)
+        denom *= 1 - beta1
+        m += denom
+        v *= beta2
+        np.multiply(g, g, out=denom)
+        denom *= 1 - beta2
+        v += denom
+        np.sqrt(v, out=denom)
+        denom /= bias_correction2_sqrt
+        denom += self.eps
+        np.divide(m, denom, out=work)
+        work *= step_size
+        self.values -= work

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import scratch
@@ -66,3 +67,45 @@ def test_optimizer_settings_are_validated(factory, message: str) -> None:
     params = scratch.Linear(2, 2).parameters()
     with pytest.raises(ValueError, match=message):
         factory(params)
+
+
+def test_optimizer_moves_parameters_into_one_array_keeping_their_numbers() -> None:
+    model = Architecture.parse("6-5-3", "relu").build_scratch(seed=0, dtype="float64")
+    before = [(p.value.copy(), p.grad.copy()) for p in model.parameters()]
+    optimizer = scratch.SGD(model.parameters(), lr=0.1)
+    assert optimizer.values.shape == (6 * 5 + 5 + 5 * 3 + 3,)
+    for p, (value, grad) in zip(model.parameters(), before):
+        assert p.value.base is optimizer.values and p.grad.base is optimizer.grads
+        np.testing.assert_array_equal(p.value, value)
+        np.testing.assert_array_equal(p.grad, grad)
+    model[0].weight.grad[...] = 1.0
+    optimizer.step()
+    np.testing.assert_allclose(model[0].W, before[0][0] - 0.1, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(model[2].W, before[2][0])  # zero gradient: unchanged
+
+
+def test_second_optimizer_on_the_same_parameters_shares_their_arrays() -> None:
+    params = scratch.mlp([4, 3, 2], "tanh", rng=np.random.default_rng(0)).parameters()
+    first, second = scratch.SGD(params, lr=0.1), scratch.Adam(params)
+    assert second.values is first.values and second.grads is first.grads
+
+
+def test_optimizer_refuses_to_step_after_its_parameters_moved() -> None:
+    params = scratch.mlp([4, 3, 2], "tanh", rng=np.random.default_rng(0)).parameters()
+    whole = scratch.SGD(params, lr=0.1)
+    scratch.SGD(params[:2], lr=0.1)  # re-lays out the first layer alone
+    with pytest.raises(RuntimeError, match="moved by another optimizer"):
+        whole.step()
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (lambda p: [p[0], p[0]], "more than once"),
+        (lambda p: [p[0], scratch.Parameter.of(np.zeros(3, np.float32))], "share one dtype"),
+    ],
+)
+def test_parameter_lists_that_cannot_be_flattened(params, message: str) -> None:
+    own = scratch.Linear(2, 2, dtype=np.float64).parameters()
+    with pytest.raises(ValueError, match=message):
+        scratch.SGD(params(own), lr=0.1)
