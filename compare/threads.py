@@ -1,11 +1,18 @@
 """The BLAS thread policy of the scratch twin, chosen by batch size.
 
-Measured on the 2-core machine this project targets (784-128-64-10, one Fashion-MNIST epoch, median
-of 6 alternating runs, seconds with 1 / 2 OpenBLAS threads): batch 8: 0.98 / 0.99, 16: 0.80 / 1.16,
-32: 0.57 / 0.50, 64: 0.44 / 0.37, 128: 0.38 / 0.31, 256: 0.37 / 0.24. Below about 32 rows a product
-is too small to split and the threads spend more time waking and synchronising than multiplying;
-from 32 up every core wins. Torch keeps its own default (every core): one thread was slower for it
-at every batch size from 32 to 256.
+On the 2-core machine this project targets (784-128-64-10, one Fashion-MNIST epoch, median of 6
+runs alternating 1 and 2 OpenBLAS threads in one process, seconds with 1 / 2 threads):
+
+- quiet spells: batch 16: 0.80 / 1.16, 32: 0.57 / 0.50, 64: 0.44 / 0.37, 128: 0.38 / 0.31,
+  256: 0.37 / 0.24;
+- busy spells (other tenants on the host): 32: 0.65 / 0.62, 128: 0.45 / 0.78, 256: 0.42 / 0.47.
+
+Two threads help a little at batch 32 and 64 when the machine is quiet and can lose badly when it
+is not: OpenBLAS's idle worker spins for ~0.1 s after every product, taking the second core from
+the NumPy work between products (gather, activations, loss, optimizer, all measured 1.5-2x slower
+beside a spinning worker). From batch 128 up the products are large enough to be worth it. So:
+one thread up to 64 rows, every core above. Torch keeps its own default (every core): one thread
+was slower for it at every batch size from 32 to 256.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from contextlib import AbstractContextManager
 
 from threadpoolctl import threadpool_limits
 
-SINGLE_THREAD_MAX_BATCH = 16
+SINGLE_THREAD_MAX_BATCH = 64
 
 
 def blas_threads_for(batch_size: int) -> int:
