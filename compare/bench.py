@@ -125,6 +125,7 @@ class _Worker:
         plain = self.backend(batch_size, role="plain")
         model, optimizer, images, labels = (plain.logits_model, plain.optimizer, plain.train_x,
                                             plain.train_y)
+        time.sleep(SETTLE_SECONDS)  # start from the same idle state as the timed epoch
         _sync(plain)
         started = time.perf_counter()
         rows = torch.from_numpy(order).to(plain.device)
