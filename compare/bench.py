@@ -80,6 +80,7 @@ class _Worker:
         self.build = build_backend
         self.orders = EpochOrders(len(self.splits.train_y), config.seed)
         self.backends: dict[tuple[str, int], object] = {}
+        self.repeats: dict[int, int] = {}  # epochs timed so far, per batch size
 
     def backend(self, batch_size: int, role: str = "product") -> object:
         """The backend timed at ``batch_size``; role "plain" is a second torch one whose model and
@@ -91,20 +92,17 @@ class _Worker:
 
     def epoch(self, batch_size: int) -> tuple[float, float, float, float | None]:
         """(epoch, floor, data, plain loop) seconds for one epoch at ``batch_size``; the plain loop
-        is timed by the torch worker only."""
-        backend = self.backend(batch_size)
+        is timed by the torch worker only, before the epoch on every other call and after it on
+        the rest, so neither gains from going second."""
         batches = batch_bounds(len(self.splits.train_y), batch_size)
-        time.sleep(SETTLE_SECONDS)
         with blas_thread_policy(batch_size):
             order = self.orders.next()
-            _sync(backend)
-            started = time.perf_counter()
-            backend.start_epoch(order, len(batches))
-            for start, stop in batches:
-                backend.train_step(start, stop)
-            backend.step_losses()
-            epoch = time.perf_counter() - started
-
+            plain_first = self.name == "torch" and self.repeats.get(batch_size, 0) % 2 == 1
+            plain = self._plain_loop(batch_size, batches, order) if plain_first else None
+            epoch = self._product_epoch(batch_size, batches, order)
+            if self.name == "torch" and not plain_first:
+                plain = self._plain_loop(batch_size, batches, order)
+            backend = self.backend(batch_size)
             started = time.perf_counter()
             backend.start_epoch(order, len(batches))
             for start, stop in batches:
@@ -112,8 +110,21 @@ class _Worker:
             _sync(backend)
             data = time.perf_counter() - started
             floor = self._floor(backend, batches)
-            plain = self._plain_loop(batch_size, batches, order) if self.name == "torch" else None
+        self.repeats[batch_size] = self.repeats.get(batch_size, 0) + 1
         return epoch, floor, data, plain
+
+    def _product_epoch(self, batch_size: int, batches: list[tuple[int, int]],
+                       order: np.ndarray) -> float:
+        """The product's training epoch: ``start_epoch``, ``train_step`` per batch, losses read."""
+        backend = self.backend(batch_size)
+        time.sleep(SETTLE_SECONDS)
+        _sync(backend)
+        started = time.perf_counter()
+        backend.start_epoch(order, len(batches))
+        for start, stop in batches:
+            backend.train_step(start, stop)
+        backend.step_losses()
+        return time.perf_counter() - started
 
     def _plain_loop(self, batch_size: int, batches: list[tuple[int, int]],
                     order: np.ndarray) -> float:
@@ -125,7 +136,7 @@ class _Worker:
         plain = self.backend(batch_size, role="plain")
         model, optimizer, images, labels = (plain.logits_model, plain.optimizer, plain.train_x,
                                             plain.train_y)
-        time.sleep(SETTLE_SECONDS)  # start from the same idle state as the timed epoch
+        time.sleep(SETTLE_SECONDS)
         _sync(plain)
         started = time.perf_counter()
         rows = torch.from_numpy(order).to(plain.device)
