@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -124,7 +125,8 @@ class Adam(Optimizer):
         self.step_count += 1
         beta1, beta2 = self.betas
         step_size = self.lr / (1 - beta1**self.step_count)
-        bias_correction2_sqrt = np.sqrt(1 - beta2**self.step_count)
+        # A Python float, as in torch: a NumPy float64 scalar would upcast the float32 arithmetic.
+        bias_correction2_sqrt = math.sqrt(1 - beta2**self.step_count)
         g, m, v, denom, work = self._decayed_grad(self.weight_decay), self._m, self._v, \
             self._denom, self._work
         # torch: m.lerp_(g, 1 - β1), i.e. m + (1 - β1)(g - m)
