@@ -8,11 +8,13 @@ runs alternating 1 and 2 OpenBLAS threads in one process, seconds with 1 / 2 thr
 - busy spells (other tenants on the host): 32: 0.65 / 0.62, 128: 0.45 / 0.78, 256: 0.42 / 0.47.
 
 Two threads help a little at batch 32 and 64 when the machine is quiet and can lose badly when it
-is not: OpenBLAS's idle worker spins for ~0.1 s after every product, taking the second core from
-the NumPy work between products (gather, activations, loss, optimizer, all measured 1.5-2x slower
-beside a spinning worker). From batch 128 up the products are large enough to be worth it. So:
-one thread up to 64 rows, every core above. Torch keeps its own default (every core): one thread
-was slower for it at every batch size from 32 to 256.
+is not. They also slow the NumPy work between products (gather, loss, optimizer measured 1.5-2x
+slower than with one thread; a busy loop on the other core did not slow NumPy, so the likely cause
+is that half of each product's output sits in the other core's cache). From batch 128 up the
+products are large enough to be worth it. So: one thread up to 64 rows, every core above.
+
+Torch keeps its own default (every core): one thread was slower for it at every batch size from
+32 to 256.
 """
 
 from __future__ import annotations
