@@ -53,8 +53,8 @@ class Module:
     """A layer: ``forward(x) -> y`` and ``backward(dL/dy) -> dL/dx``, both batched on axis 0.
 
     Outputs and input gradients are written into work buffers the layer keeps, one per batch
-    shape, so a training step allocates nothing. An array a layer returns therefore stays valid
-    until the same layer runs again with the same batch shape: copy it to keep it longer.
+    shape, instead of new arrays every step. An array a layer returns therefore stays valid until
+    the same layer runs again with the same batch shape: copy it to keep it longer.
     """
 
     def __init__(self) -> None:
