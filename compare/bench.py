@@ -28,9 +28,9 @@ from compare.threads import blas_thread_policy
 from compare.train import EpochOrders, TrainConfig, batch_bounds, build_backend
 
 SETTLE_SECONDS = 0.3
-"""Pause before each timed epoch. OpenBLAS worker threads spin for about 2**28 cycles (~0.1 s)
+"""Pause before each timed loop. OpenBLAS worker threads spin for about 2**28 cycles (~0.1 s)
 after a product before they sleep: without the pause the scratch worker's spinning threads take
-a core from the torch epoch that follows (measured: torch 15-25% slower at batch 128 and 256)."""
+a core from the torch epoch that follows (measured: torch 13% slower at batch 128, 22% at 256)."""
 
 
 @dataclass(frozen=True)
