@@ -31,7 +31,6 @@ class Optimizer:
 
     def _decayed_grad(self, weight_decay: float) -> np.ndarray:
         """``g = grad + weight_decay * param`` (into the work array), or the gradient itself."""
-        self._check_layout()
         if weight_decay == 0:
             return self.grads
         np.multiply(self.values, weight_decay, out=self._work)
@@ -39,7 +38,9 @@ class Optimizer:
         return self._work
 
     def _check_layout(self) -> None:
-        if any(p.value.base is not self.values for p in self.params):
+        """Refuse to step when a parameter no longer lives in this optimizer's arrays."""
+        if any(p.value.base is not self.values or p.grad.base is not self.grads
+               for p in self.params):
             raise RuntimeError(
                 f"{type(self).__name__}: its parameters were moved by another optimizer built on "
                 f"part of them; build one optimizer per set of parameters"
@@ -75,6 +76,7 @@ class SGD(Optimizer):
         self._scaled = np.zeros_like(self.values) if momentum else None
 
     def step(self) -> None:
+        self._check_layout()
         g = self._decayed_grad(self.weight_decay)
         if self.momentum != 0:
             g = self._momentum_direction(g)
@@ -122,6 +124,7 @@ class Adam(Optimizer):
         self._denom = np.zeros_like(self.values)
 
     def step(self) -> None:
+        self._check_layout()
         self.step_count += 1
         beta1, beta2 = self.betas
         step_size = self.lr / (1 - beta1**self.step_count)
