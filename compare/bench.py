@@ -5,8 +5,9 @@ and the parent interleaves them: repeat 1 of every (batch size, backend), then r
 slow spell of the machine hits both alike. Per (backend, batch size) a row gives the median epoch,
 the floor (the same matrix products alone, the same number of times, with the same threads), their
 ratio, the data share (shuffle and batch gathering alone), the worker's peak RSS and the test
-accuracy after the timed epochs; torch rows also time PyTorch's plain textbook loop on the same
-batches. The workers train on the whole training file (no validation split).
+accuracy after the timed epochs, and the seconds of the backend's yardstick, its library's plainest
+training loop (:mod:`compare.plain_loops`), on the same batches. The workers train on the whole
+training file (no validation split).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from compare.arch import Architecture, parse_dtype
 from compare.optimizers import OptimizerSpec
+from compare.plain_loops import PLAIN_LOOPS
 from compare.threads import blas_thread_policy
 from compare.train import EpochOrders, TrainConfig, batch_bounds, build_backend
 
@@ -55,7 +57,7 @@ class BenchRow:
     data_seconds: float
     peak_rss_mib: float
     test_accuracy: float
-    plain_loop_seconds: float | None = None
+    plain_loop_seconds: float
 
 
 def _sync(backend: object) -> None:
@@ -81,27 +83,27 @@ class _Worker:
         self.orders = EpochOrders(len(self.splits.train_y), config.seed)
         self.backends: dict[tuple[str, int], object] = {}
         self.repeats: dict[int, int] = {}  # epochs timed so far, per batch size
-        self.plain_optimizers: dict[int, object] = {}  # textbook torch.optim.SGD per batch size
+        self.plain_loops: dict[int, object] = {}  # the yardstick per batch size
 
     def backend(self, batch_size: int, role: str = "product") -> object:
-        """The backend timed at ``batch_size``; role "plain" is a second torch one whose model and
-        optimizer the plain loop trains."""
+        """The backend timed at ``batch_size``; role "plain" is a second one, whose network and
+        data the plain loop trains."""
         if (role, batch_size) not in self.backends:
             self.backends[role, batch_size] = self.build(
                 self.name, self.train_config(batch_size), self.splits)
         return self.backends[role, batch_size]
 
-    def epoch(self, batch_size: int) -> tuple[float, float, float, float | None]:
+    def epoch(self, batch_size: int) -> tuple[float, float, float, float]:
         """(epoch, floor, data, plain loop) seconds for one epoch at ``batch_size``; the plain loop
-        is timed by the torch worker only, before the epoch on every other call and after it on
-        the rest, so neither gains from going second."""
+        is timed before the epoch on every other call and after it on the rest, so neither gains
+        from going second."""
         batches = batch_bounds(len(self.splits.train_y), batch_size)
         with blas_thread_policy(batch_size):
             order = self.orders.next()
-            plain_first = self.name == "torch" and self.repeats.get(batch_size, 0) % 2 == 1
+            plain_first = self.repeats.get(batch_size, 0) % 2 == 1
             plain = self._plain_loop(batch_size, batches, order) if plain_first else None
             epoch = self._product_epoch(batch_size, batches, order)
-            if self.name == "torch" and not plain_first:
+            if not plain_first:
                 plain = self._plain_loop(batch_size, batches, order)
             backend = self.backend(batch_size)
             started = time.perf_counter()
@@ -129,28 +131,15 @@ class _Worker:
 
     def _plain_loop(self, batch_size: int, batches: list[tuple[int, int]],
                     order: np.ndarray) -> float:
-        """PyTorch's textbook loop on the same batches, as a yardstick for the torch backend:
-        ``X[index]`` per step, ``F.cross_entropy``, ``zero_grad``, ``backward``, and the step of a
-        default ``torch.optim.SGD``, on a second copy of the network."""
-        import torch
-        import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
-
+        """The backend's yardstick (:mod:`compare.plain_loops`) on the same batches, on a second
+        copy of the network."""
         plain = self.backend(batch_size, role="plain")  # its own optimizer stays unused
-        if batch_size not in self.plain_optimizers:
-            self.plain_optimizers[batch_size] = torch.optim.SGD(plain.model.parameters(),
-                                                                lr=self.config.lr)
-        model, optimizer = plain.logits_model, self.plain_optimizers[batch_size]
-        images, labels = plain.train_x, plain.train_y
+        if batch_size not in self.plain_loops:
+            self.plain_loops[batch_size] = PLAIN_LOOPS[self.name](plain, self.config.lr)
         time.sleep(SETTLE_SECONDS)
         _sync(plain)
         started = time.perf_counter()
-        rows = torch.from_numpy(order).to(plain.device)
-        for start, stop in batches:
-            index = rows[start:stop]
-            loss = F.cross_entropy(model(images[index]), labels[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        self.plain_loops[batch_size].epoch(batches, order)
         _sync(plain)
         return time.perf_counter() - started
 
@@ -256,16 +245,15 @@ def run_bench(config: BenchConfig, backends: list[str], batch_sizes: list[int], 
         for name in backends:
             if ask(name, send=False) and name == "scratch":  # loaded and ready
                 raise BenchError("scratch worker: torch was imported")
-        timings: dict[tuple[str, int], list[tuple[float, float, float, float | None]]] = {}
+        timings: dict[tuple[str, int], list[tuple[float, float, float, float]]] = {}
         for repeat in range(repeats):
             for batch_size in batch_sizes:
                 for name in backends:
                     timing = ask(name, ("epoch", batch_size))
                     timings.setdefault((name, batch_size), []).append(timing)
-                    plain = "" if timing[3] is None else f", plain loop {timing[3]:.3f} s"
                     log(f"repeat {repeat + 1}/{repeats} {name:>7} batch {batch_size:>4}: "
                         f"epoch {timing[0]:.3f} s, floor {timing[1]:.3f} s, data {timing[2]:.3f} s"
-                        f"{plain}")
+                        f", plain loop {timing[3]:.3f} s")
         accuracy = {(n, b): ask(n, ("accuracy", b)) for n in backends for b in batch_sizes}
         peaks = {name: ask(name, None) for name in backends}
     finally:
@@ -279,10 +267,9 @@ def run_bench(config: BenchConfig, backends: list[str], batch_sizes: list[int], 
         epoch = statistics.median(t[0] for t in runs)
         floor = statistics.median(t[1] for t in runs)
         device = config.device if name == "torch" else "cpu"
-        plain = None if name != "torch" else statistics.median(t[3] for t in runs)
         rows.append(BenchRow(name, device, batch_size, epoch, floor, epoch / floor,
                              statistics.median(t[2] for t in runs), peaks[name],
-                             accuracy[(name, batch_size)], plain))
+                             accuracy[(name, batch_size)], statistics.median(t[3] for t in runs)))
     return sorted(rows, key=lambda r: (r.batch_size, r.backend))
 
 
@@ -291,11 +278,10 @@ def table(rows: list[BenchRow]) -> str:
              f"{'ratio':>6} {'data s':>7} {'data %':>6} {'peak MiB':>8} {'test acc':>8} "
              f"{'plain s':>8}"]
     for r in rows:
-        plain = "-" if r.plain_loop_seconds is None else f"{r.plain_loop_seconds:.3f}"
         lines.append(f"{r.backend:<8} {r.device:<7} {r.batch_size:>5} {r.epoch_seconds:>8.3f} "
                      f"{r.floor_seconds:>8.3f} {r.ratio_to_floor:>6.2f} {r.data_seconds:>7.3f} "
                      f"{100 * r.data_seconds / r.epoch_seconds:>5.1f}% {r.peak_rss_mib:>8.0f} "
-                     f"{r.test_accuracy:>8.4f} {plain:>8}")
+                     f"{r.test_accuracy:>8.4f} {r.plain_loop_seconds:>8.3f}")
     return "\n".join(lines)
 
 

@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--dataset", choices=list(DATASETS), default="mnist")
     trainer.add_argument("--val-size", type=int, default=None,
                          help="validation images carved from the training set (default 5000, "
-                              "or 10%% when the training set is smaller than 50,000)")
+                              "or 10%% when the training set is smaller than 50,000; "
+                              "0: train on all of it and log no validation figures)")
     trainer.add_argument("--logdir", default="runs")
     trainer.add_argument("--run-name", default=None)
     trainer.add_argument("--lockstep", action="store_true",

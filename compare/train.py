@@ -172,13 +172,16 @@ def _train_together(names: list[str], config: TrainConfig, splits: Splits, run_d
                 _stop_if_not_finite(backend, losses, epoch, steps, lr, paths[i])
                 seconds[i].append(elapsed[i])
                 train_losses[i] = float(losses.mean())
-                val_loss, val_accuracy = backend.evaluate(splits.val_x, splits.val_y)
-                _log_epoch(writers[i], backend, epoch + 1, train_losses[i], val_loss,
-                           val_accuracy, elapsed[i])
+                # --val-size 0: no validation split, so no validation figures
+                validation = (backend.evaluate(splits.val_x, splits.val_y) if len(splits.val_y)
+                              else None)
+                _log_epoch(writers[i], backend, epoch + 1, train_losses[i], validation,
+                           elapsed[i])
                 _save(backend, paths[i], meta | {"backend": backend.name, "epoch": epoch + 1})
+                val_text = ("no validation split" if validation is None else
+                            f"val loss {validation[0]:.4f}, val accuracy {validation[1]:.4f}")
                 log(f"{backend.name:>7} epoch {epoch + 1}/{config.epochs}: train loss "
-                    f"{train_losses[i]:.4f}, val loss {val_loss:.4f}, val accuracy "
-                    f"{val_accuracy:.4f}, {elapsed[i]:.2f} s, lr {lr:g}")
+                    f"{train_losses[i]:.4f}, {val_text}, {elapsed[i]:.2f} s, lr {lr:g}")
         results = []
         for i, backend in enumerate(backends):
             _, test_accuracy = backend.evaluate(splits.test_x, splits.test_y)
@@ -222,10 +225,12 @@ def _stop_if_not_finite(backend: Any, losses: np.ndarray, epoch: int, steps: int
 
 
 def _log_epoch(writer: SummaryWriter, backend: Any, epoch: int, train_loss: float,
-               val_loss: float, val_accuracy: float, seconds: float) -> None:
+               validation: tuple[float, float] | None, seconds: float) -> None:
+    """One epoch's scalars and weight histograms; ``validation`` is (loss, accuracy), if any."""
     writer.add_scalar("Loss/train", train_loss, epoch)
-    writer.add_scalar("Loss/val", val_loss, epoch)
-    writer.add_scalar("Accuracy/val", val_accuracy, epoch)
+    if validation is not None:
+        writer.add_scalar("Loss/val", validation[0], epoch)
+        writer.add_scalar("Accuracy/val", validation[1], epoch)
     writer.add_scalar("Time/epoch_seconds", seconds, epoch)
     for layer, norm in backend.grad_norms().items():
         writer.add_scalar(f"GradNorm/{layer}", norm, epoch)

@@ -78,6 +78,16 @@ def test_both_backends_log_the_same_tags(data_dir: Path, tmp_path: Path,
                                                  "Weights/2.weight", "Weights/2.bias"}
         assert [e.step for e in run.Histograms("Weights/0.weight")] == [1, 2]
     assert results[0]["test_accuracy"] == pytest.approx(results[1]["test_accuracy"], abs=0.03)
+
+
+def test_val_size_zero_trains_on_every_image_and_logs_no_validation(
+        data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    status, results, err = train(data_dir, tmp_path, "--val-size", "0", capsys=capsys)
+    assert status == 0, err
+    assert err.count("no validation split") == 4, "2 epochs x 2 backends say so"
+    for result in results:
+        assert set(events(Path(result["run_dir"])).Tags()["scalars"]) == SCALARS - {
+            "Loss/val", "Accuracy/val"}
     assert not (tmp_path / "run" / "parity").exists()
 
 
