@@ -58,6 +58,7 @@ class BenchRow:
     peak_rss_mib: float
     test_accuracy: float
     plain_loop_seconds: float
+    ratio_to_plain: float
 
 
 def _sync(backend: object) -> None:
@@ -269,19 +270,22 @@ def run_bench(config: BenchConfig, backends: list[str], batch_sizes: list[int], 
         device = config.device if name == "torch" else "cpu"
         rows.append(BenchRow(name, device, batch_size, epoch, floor, epoch / floor,
                              statistics.median(t[2] for t in runs), peaks[name],
-                             accuracy[(name, batch_size)], statistics.median(t[3] for t in runs)))
+                             accuracy[(name, batch_size)], statistics.median(t[3] for t in runs),
+                             # paired: each epoch against the plain loop timed beside it
+                             statistics.median(t[0] / t[3] for t in runs)))
     return sorted(rows, key=lambda r: (r.batch_size, r.backend))
 
 
 def table(rows: list[BenchRow]) -> str:
     lines = [f"{'backend':<8} {'device':<7} {'batch':>5} {'epoch s':>8} {'floor s':>8} "
              f"{'ratio':>6} {'data s':>7} {'data %':>6} {'peak MiB':>8} {'test acc':>8} "
-             f"{'plain s':>8}"]
+             f"{'plain s':>8} {'vs plain':>8}"]
     for r in rows:
         lines.append(f"{r.backend:<8} {r.device:<7} {r.batch_size:>5} {r.epoch_seconds:>8.3f} "
                      f"{r.floor_seconds:>8.3f} {r.ratio_to_floor:>6.2f} {r.data_seconds:>7.3f} "
                      f"{100 * r.data_seconds / r.epoch_seconds:>5.1f}% {r.peak_rss_mib:>8.0f} "
-                     f"{r.test_accuracy:>8.4f} {r.plain_loop_seconds:>8.3f}")
+                     f"{r.test_accuracy:>8.4f} {r.plain_loop_seconds:>8.3f} "
+                     f"{r.ratio_to_plain:>8.3f}")
     return "\n".join(lines)
 
 

@@ -11,7 +11,8 @@ from compare import cli
 from tests.test_train import ARCH, data_dir  # noqa: F401 - the shared dataset fixture
 
 ROW_KEYS = {"backend", "device", "batch_size", "epoch_seconds", "floor_seconds", "ratio_to_floor",
-            "data_seconds", "peak_rss_mib", "test_accuracy", "plain_loop_seconds"}
+            "data_seconds", "peak_rss_mib", "test_accuracy", "plain_loop_seconds",
+            "ratio_to_plain"}
 
 
 def test_bench_json_rows(data_dir: Path, capsys: pytest.CaptureFixture) -> None:  # noqa: F811
@@ -27,7 +28,7 @@ def test_bench_json_rows(data_dir: Path, capsys: pytest.CaptureFixture) -> None:
         assert row["ratio_to_floor"] == pytest.approx(row["epoch_seconds"] / row["floor_seconds"])
         assert 0 < row["data_seconds"] < row["epoch_seconds"]
         assert row["peak_rss_mib"] > 0 and 0 <= row["test_accuracy"] <= 1
-        assert row["plain_loop_seconds"] > 0
+        assert row["plain_loop_seconds"] > 0 and row["ratio_to_plain"] > 0
     assert captured.err.count("repeat") == 8, "2 repeats x 2 batch sizes x 2 backends, logged"
 
 
