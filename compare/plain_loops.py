@@ -8,9 +8,9 @@ product's epoch, on a second copy of the network.
   parameter array.
 
 Both do the work of the product's SGD step: cross-entropy on the logits, every weight and bias
-updated. Tests check that an epoch of either leaves the same weights as the product's epoch. They
-measure what the product's structure costs; a product faster than its yardstick wastes nothing
-the yardstick avoids.
+updated; tests check that an epoch of either leaves the same weights as the product's epoch. The
+time of the product's epoch over its yardstick's is what the product's structure (layer objects,
+buffers, checks) costs.
 """
 
 from __future__ import annotations
