@@ -13,9 +13,13 @@ from scratch.module import Module, Parameter
 
 
 class Linear(Module):
-    """``y = x @ W + b`` with ``W`` (in, out) and ``b`` (out,).
+    """A layer of ``out`` neurons, each a weighted sum of the ``in`` inputs plus a bias, computed
+    for the whole batch as one matrix product.
 
-    Backward: ``dW = xᵀ · dy``, ``db = Σ_rows dy``, ``dx = dy · Wᵀ``.
+    Forward:  ``y = x @ W + b``            x (N, in), W (in, out), b (out,), y (N, out)
+    Backward: ``dW = xᵀ · dy``             (in, out)
+              ``db = Σ_rows dy = 1ᵀ · dy``  (out,), the sum as a product with a row of ones
+              ``dx = dy · Wᵀ``             (N, in)
     """
 
     def __init__(
@@ -26,18 +30,42 @@ class Linear(Module):
         rng: np.random.Generator | None = None,
         dtype: np.dtype = np.float32,
     ) -> None:
-        super().__init__()
         if in_features < 1 or out_features < 1:
             raise ValueError(
                 f"Linear needs positive sizes, got in_features={in_features}, "
                 f"out_features={out_features}"
             )
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features, self.out_features = in_features, out_features
         weight, bias = linear_init(in_features, out_features, rng or np.random.default_rng(), dtype)
-        self.weight = Parameter.of(weight)
-        self.bias = Parameter.of(bias)
-        self._x: np.ndarray | None = None
+        self.weight, self.bias = Parameter.of(weight), Parameter.of(bias)
+        self.x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, in) -> y (N, out)."""
+        self._check_input(x)
+        self.x = x
+        return x @ self.W + self.b
+
+    def backward(self, grad_out: np.ndarray, *, need_input_grad: bool = True) -> np.ndarray | None:
+        """dy (N, out) -> dx (N, in); writes dW (in, out) and db (out,).
+
+        ``need_input_grad=False`` skips the product for dx (the first layer of a network needs no
+        gradient for its input batch) and returns None.
+        """
+        if self.x is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        # dW = xᵀ·dy and db = 1ᵀ·dy, written into the parameters' own gradient arrays
+        np.matmul(self.x.T, grad_out, out=self.weight.grad)
+        np.matmul(np.ones(len(grad_out), grad_out.dtype), grad_out, out=self.bias.grad)
+        return grad_out @ self.W.T if need_input_grad else None
+
+    def _check_input(self, x: np.ndarray) -> None:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"{self!r} expects input of shape (N, {self.in_features}), got {x.shape}"
+            )
+        if x.dtype != self.dtype:
+            raise TypeError(f"{self!r} holds {self.dtype} weights but got {x.dtype} input")
 
     @property
     def W(self) -> np.ndarray:  # noqa: N802 - the math's name
@@ -62,37 +90,6 @@ class Linear(Module):
     def parameters(self) -> list[Parameter]:
         return [self.weight, self.bias]
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """x (N, in) -> y (N, out)."""
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(
-                f"{self!r} expects input of shape (N, {self.in_features}), got {x.shape}"
-            )
-        if x.dtype != self.dtype:
-            raise TypeError(f"{self!r} holds {self.dtype} weights but got {x.dtype} input")
-        self._x = x
-        y = self._buffer("y", (x.shape[0], self.out_features), self.dtype)
-        np.matmul(x, self.W, out=y)
-        y += self.b
-        return y
-
-    def backward(self, grad_out: np.ndarray, *, need_input_grad: bool = True) -> np.ndarray | None:
-        """dy (N, out) -> dx (N, in); writes dW (in, out) and db (out,).
-
-        ``need_input_grad=False`` skips the product for dx (the first layer of a network needs no
-        gradient for its input batch) and returns None.
-        """
-        if self._x is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        np.matmul(self._x.T, grad_out, out=self.dW)
-        # Σ over rows as the product 1ᵀ·dy: the same sum, and BLAS runs it 2-4x faster than np.sum.
-        np.matmul(self._buffer("ones", (len(grad_out),), self.dtype, fill=1), grad_out, out=self.db)
-        if not need_input_grad:
-            return None
-        dx = self._buffer("dx", self._x.shape, self.dtype)
-        np.matmul(grad_out, self.W.T, out=dx)
-        return dx
-
     def __repr__(self) -> str:
         return (
             f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias=True)"
@@ -100,67 +97,57 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """``y = max(x, 0)``; the gradient passes where the input was positive (where y > 0)."""
+    """``y = max(x, 0)``, a gate: the gradient passes where the input was positive and is blocked
+    where it was not. Backward: ``dx = dy · [x > 0]``."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._y = self._buffer("y", x.shape, x.dtype)
-        return np.maximum(x, 0, out=self._y)
+        self.passes = x > 0
+        return np.maximum(x, 0)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        passes = self._buffer("passes", self._y.shape, np.bool_)
-        np.greater(self._y, 0, out=passes)
-        dx = self._buffer("dx", grad_out.shape, grad_out.dtype)
-        return np.multiply(grad_out, passes, out=dx)
+        return grad_out * self.passes
 
 
 class Sigmoid(Module):
-    """``y = 1 / (1 + exp(-x))``, computed from ``exp(-|x|)`` so that no exponent overflows.
+    """``y = 1 / (1 + exp(-x))``; backward ``dx = dy · y · (1 - y)``.
 
-    Backward: ``dx = dy · y · (1 - y)``.
+    Computed from ``e = exp(-|x|)``, which is in (0, 1], so no exponent overflows: for x >= 0,
+    ``1 / (1 + e)``; for x < 0, ``e / (1 + e)``.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        e = np.exp(-np.abs(x))  # in (0, 1]
-        # x >= 0: 1 / (1 + e^-x);  x < 0: e^x / (1 + e^x); both are (1 or e) / (1 + e).
-        self._y = self._buffer("y", x.shape, x.dtype)
-        np.divide(np.where(x >= 0, 1, e), 1 + e, out=self._y)
-        return self._y
+        e = np.exp(-np.abs(x))
+        self.y = np.where(x >= 0, 1, e) / (1 + e)
+        return self.y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        dx = self._buffer("dx", grad_out.shape, grad_out.dtype)
-        return np.multiply(grad_out, self._y * (1 - self._y), out=dx)
+        return grad_out * (self.y * (1 - self.y))
 
 
 class Tanh(Module):
     """``y = tanh(x)``; backward ``dx = dy · (1 - y²)``."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._y = self._buffer("y", x.shape, x.dtype)
-        return np.tanh(x, out=self._y)
+        self.y = np.tanh(x)
+        return self.y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        dx = self._buffer("dx", grad_out.shape, grad_out.dtype)
-        return np.multiply(grad_out, 1 - self._y * self._y, out=dx)
+        return grad_out * (1 - self.y * self.y)
 
 
 class Softmax(Module):
     """Softmax over the last axis, ``y_i = exp(x_i - max x) / Σ_j exp(x_j - max x)``.
 
-    Backward (Jacobian-vector product): ``dx = y · (dy - Σ_j dy_j y_j)``.
+    Backward (Jacobian-vector product): ``dx = (dy - Σ_j dy_j y_j) · y``.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._y = self._buffer("y", x.shape, x.dtype)
-        np.subtract(x, x.max(axis=-1, keepdims=True), out=self._y)
-        np.exp(self._y, out=self._y)
-        self._y /= self._y.sum(axis=-1, keepdims=True)
-        return self._y
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        self.y = e / e.sum(axis=-1, keepdims=True)
+        return self.y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        dx = self._buffer("dx", grad_out.shape, grad_out.dtype)
-        np.subtract(grad_out, (grad_out * self._y).sum(axis=-1, keepdims=True), out=dx)
-        dx *= self._y
-        return dx
+        return (grad_out - (grad_out * self.y).sum(axis=-1, keepdims=True)) * self.y
 
     def __repr__(self) -> str:
         return "Softmax(dim=-1)"

@@ -1,4 +1,4 @@
-"""SGD and Adam with ``torch.optim``'s exact update rules, updating parameters in place."""
+"""SGD and Adam with ``torch.optim``'s exact update rules, updating each parameter in place."""
 
 from __future__ import annotations
 
@@ -7,53 +7,34 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from scratch.module import Parameter, flatten_parameters
+from scratch.module import Parameter
 
 
 class Optimizer:
-    """Updates its parameters in place, all at once.
+    """Updates its parameters' ``value`` arrays in place from their ``grad`` arrays."""
 
-    The parameters move into one contiguous array and their gradients into another (see
-    :func:`~scratch.module.flatten_parameters`): each update rule below is written once, on those
-    whole arrays, and costs a handful of array operations whatever the number of layers. Every
-    rule is elementwise, so this is the same arithmetic as a loop over the parameters.
-    """
-
-    def __init__(self, params: Iterable[Parameter], lr: float) -> None:
+    def __init__(self, params: Iterable[Parameter], lr: float, weight_decay: float) -> None:
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
-        if lr < 0:
-            raise ValueError(f"invalid learning rate: {lr}")
-        self.lr = lr
-        self.values, self.grads = flatten_parameters(self.params)
-        self._work = np.zeros_like(self.values)
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ValueError("a parameter appears more than once in the list")
+        if lr < 0 or weight_decay < 0:
+            raise ValueError(f"invalid learning rate {lr} or weight_decay {weight_decay}")
+        self.lr, self.weight_decay = lr, weight_decay
 
-    def _decayed_grad(self, weight_decay: float) -> np.ndarray:
-        """``g = grad + weight_decay * param`` (into the work array), or the gradient itself."""
-        if weight_decay == 0:
-            return self.grads
-        np.multiply(self.values, weight_decay, out=self._work)
-        self._work += self.grads
-        return self._work
-
-    def _check_layout(self) -> None:
-        """Refuse to step when a parameter no longer lives in this optimizer's arrays."""
-        if any(p.value.base is not self.values or p.grad.base is not self.grads
-               for p in self.params):
-            raise RuntimeError(
-                f"{type(self).__name__}: its parameters were moved by another optimizer built on "
-                f"part of them; build one optimizer per set of parameters"
-            )
+    def decayed_grad(self, p: Parameter) -> np.ndarray:
+        """``g = grad + weight_decay · value`` (L2 regularization folded into the gradient)."""
+        return p.grad + p.value * self.weight_decay if self.weight_decay else p.grad
 
     def step(self) -> None:
         raise NotImplementedError
 
 
 class SGD(Optimizer):
-    """``torch.optim.SGD``: with g = grad + wd·p, buf = g on the first step and
+    """``torch.optim.SGD``. With g = grad + wd·p: buf = g on the first step and
     buf = momentum·buf + (1 - dampening)·g after; the step is g + momentum·buf (nesterov) or buf;
-    p -= lr · step.
+    then p -= lr · step. Without momentum, p -= lr · g.
     """
 
     def __init__(
@@ -65,38 +46,30 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
     ) -> None:
-        super().__init__(params, lr)
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError(f"invalid momentum {momentum} or weight_decay {weight_decay}")
+        super().__init__(params, lr, weight_decay)
+        if momentum < 0:
+            raise ValueError(f"invalid momentum {momentum}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        self.momentum, self.dampening = momentum, dampening
-        self.weight_decay, self.nesterov = weight_decay, nesterov
-        self._momentum_buffer: np.ndarray | None = None
-        self._scaled = np.zeros_like(self.values) if momentum else None
+        self.momentum, self.dampening, self.nesterov = momentum, dampening, nesterov
+        self.momentum_buffers: list[np.ndarray | None] = [None] * len(self.params)
 
     def step(self) -> None:
-        self._check_layout()
-        g = self._decayed_grad(self.weight_decay)
-        if self.momentum != 0:
-            g = self._momentum_direction(g)
-        np.multiply(g, self.lr, out=self._work)
-        self.values -= self._work
+        for index, p in enumerate(self.params):
+            g = self.decayed_grad(p)
+            if self.momentum:
+                g = self._momentum_step(index, g)
+            p.value -= self.lr * g
 
-    def _momentum_direction(self, g: np.ndarray) -> np.ndarray:
-        """Update the momentum buffer with ``g`` and return the step direction."""
-        buf, scaled = self._momentum_buffer, self._scaled
+    def _momentum_step(self, index: int, g: np.ndarray) -> np.ndarray:
+        """Update parameter ``index``'s momentum buffer with ``g``; return the step direction."""
+        buf = self.momentum_buffers[index]
         if buf is None:
-            buf = self._momentum_buffer = g.copy()
+            buf = self.momentum_buffers[index] = g.copy()
         else:
             buf *= self.momentum
-            np.multiply(g, 1 - self.dampening, out=scaled)
-            buf += scaled
-        if not self.nesterov:
-            return buf
-        np.multiply(buf, self.momentum, out=scaled)
-        scaled += g
-        return scaled
+            buf += g * (1 - self.dampening)
+        return g + buf * self.momentum if self.nesterov else buf
 
 
 class Adam(Optimizer):
@@ -114,35 +87,24 @@ class Adam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
-        super().__init__(params, lr)
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps < 0 or weight_decay < 0:
-            raise ValueError(f"invalid Adam settings betas={betas} eps={eps} wd={weight_decay}")
-        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        super().__init__(params, lr, weight_decay)
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps < 0:
+            raise ValueError(f"invalid Adam settings betas={betas} eps={eps}")
+        self.betas, self.eps = betas, eps
         self.step_count = 0
-        self._m = np.zeros_like(self.values)
-        self._v = np.zeros_like(self.values)
-        self._denom = np.zeros_like(self.values)
+        self.m = [np.zeros_like(p.value) for p in self.params]
+        self.v = [np.zeros_like(p.value) for p in self.params]
 
     def step(self) -> None:
-        self._check_layout()
         self.step_count += 1
         beta1, beta2 = self.betas
         step_size = self.lr / (1 - beta1**self.step_count)
-        # A Python float, as in torch: a NumPy float64 scalar would upcast the float32 arithmetic.
+        # A Python float, as in torch: a NumPy float64 scalar would upcast float32 arithmetic.
         bias_correction2_sqrt = math.sqrt(1 - beta2**self.step_count)
-        g, m, v, denom, work = self._decayed_grad(self.weight_decay), self._m, self._v, \
-            self._denom, self._work
-        # torch: m.lerp_(g, 1 - β1), i.e. m + (1 - β1)(g - m)
-        np.subtract(g, m, out=denom)
-        denom *= 1 - beta1
-        m += denom
-        v *= beta2
-        np.multiply(g, g, out=denom)
-        denom *= 1 - beta2
-        v += denom
-        np.sqrt(v, out=denom)
-        denom /= bias_correction2_sqrt
-        denom += self.eps
-        np.divide(m, denom, out=work)
-        work *= step_size
-        self.values -= work
+        for p, m, v in zip(self.params, self.m, self.v):
+            g = self.decayed_grad(p)
+            m += (g - m) * (1 - beta1)  # torch: m.lerp_(g, 1 - β1)
+            v *= beta2
+            v += g * g * (1 - beta2)
+            denom = np.sqrt(v) / bias_correction2_sqrt + self.eps
+            p.value -= m / denom * step_size

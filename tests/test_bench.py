@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from compare import cli
-from tests.test_train import ARCH, data_dir  # noqa: F401 - the shared dataset fixture
+from tests.helpers import ARCH
 
 ROW_KEYS = {"backend", "device", "batch_size", "epoch_seconds", "floor_seconds", "ratio_to_floor",
             "data_seconds", "peak_rss_mib", "test_accuracy", "plain_loop_seconds",
             "ratio_to_plain"}
 
 
-def test_bench_json_rows(data_dir: Path, capsys: pytest.CaptureFixture) -> None:  # noqa: F811
+def test_bench_json_rows(data_dir: Path, capsys: pytest.CaptureFixture) -> None:
     status = cli.main(["bench", "--data-dir", str(data_dir), "--arch", ARCH, "--repeats", "2",
                        "--batch-sizes", "16,32", "--json"])
     captured = capsys.readouterr()
@@ -34,7 +34,7 @@ def test_bench_json_rows(data_dir: Path, capsys: pytest.CaptureFixture) -> None:
 
 @pytest.mark.parametrize(("args", "flag"), [(["--backends", "jax"], "--backends"),
                                             (["--batch-sizes", "0,32"], "--batch-sizes")])
-def test_bench_bad_arguments(data_dir: Path, args: list[str], flag: str,  # noqa: F811
+def test_bench_bad_arguments(data_dir: Path, args: list[str], flag: str,
                              capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["bench", "--data-dir", str(data_dir), "--arch", ARCH, *args]) == 2
     assert flag in capsys.readouterr().err

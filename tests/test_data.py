@@ -1,4 +1,4 @@
-"""Tests for compare/data.py: IDX reading, file discovery, validation split, normalization."""
+"""compare.data: IDX reading, file discovery, validation split, normalization."""
 
 from __future__ import annotations
 
@@ -13,36 +13,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compare import data
 from compare.data import (
     DATASETS,
     FILES,
     DataError,
+    Splits,
     default_val_size,
     find_idx_files,
+    idx,
     load_splits,
     read_idx,
 )
+from compare.data import splits as split_loading
+from tests import helpers
+from tests.helpers import SHARED_SUBSET, idx_bytes, write_idx
 
-SHARED_SUBSET = Path(__file__).resolve().parents[2] / "shared/data/mnist-subset"
 N_TRAIN, N_TEST, SIDE = 40, 12, 4
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """Return the IDX encoding of a uint8 array (header + C-order payload)."""
-    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-
-
-def write_idx(path: Path, array: np.ndarray, *, gz: bool = False) -> Path:
-    """Write ``array`` as an IDX file at ``path`` (gzipped, at ``path`` + ".gz", when gz)."""
-    raw = idx_bytes(array)
-    if gz:
-        path = path.with_name(path.name + ".gz")
-        path.write_bytes(gzip.compress(raw))
-    else:
-        path.write_bytes(raw)
-    return path
 
 
 def make_arrays(seed: int = 1) -> dict[str, np.ndarray]:
@@ -56,20 +42,17 @@ def make_arrays(seed: int = 1) -> dict[str, np.ndarray]:
     }
 
 
-def write_dataset(
-    folder: Path, arrays: dict[str, np.ndarray] | None = None, *, gz: bool = False
-) -> dict[str, Path]:
-    """Write the four IDX files into ``folder`` (created); return role -> path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = make_arrays() if arrays is None else arrays
-    return {role: write_idx(folder / FILES[role], arr, gz=gz) for role, arr in arrays.items()}
+def write_dataset(folder: Path, arrays: dict[str, np.ndarray] | None = None, *, gz: bool = False
+                  ) -> dict[str, Path]:
+    """The four IDX files of :func:`make_arrays` (or ``arrays``) in ``folder``."""
+    return helpers.write_dataset(folder, make_arrays() if arrays is None else arrays, gz=gz)
 
 
 @pytest.fixture(params=[None, 7, 40], ids=["block-default", "block-7", "block-40"])
 def block_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run a test with the default read block size and with tiny ones (many blocks per file)."""
     if request.param is not None:
-        monkeypatch.setattr(data, "_BLOCK_BYTES", request.param)
+        monkeypatch.setattr(idx, "_BLOCK_BYTES", request.param)
 
 
 @pytest.fixture
@@ -202,7 +185,7 @@ def test_missing_files_without_download(tmp_path: Path, monkeypatch: pytest.Monk
     def fail(*_: object) -> None:
         pytest.fail("download() must not be called")
 
-    monkeypatch.setattr(data, "download", fail)
+    monkeypatch.setattr(split_loading, "download", fail)
     with pytest.raises(DataError, match=r"not found.*download not requested"):
         load_splits(tmp_path, download_missing=False)
 
@@ -323,7 +306,7 @@ def test_val_size_out_of_range(tmp_path: Path, val_size: int) -> None:
         load_splits(tmp_path, val_size=val_size, download_missing=False)
 
 
-def rows_of(x: np.ndarray, splits: data.Splits, images: np.ndarray) -> np.ndarray:
+def rows_of(x: np.ndarray, splits: Splits, images: np.ndarray) -> np.ndarray:
     """Return, for each row of normalized ``x``, its row index in the raw (N, H, W) ``images``."""
     raw = np.rint((x * splits.std + splits.mean) * 255).astype(np.int64)
     flat = images.reshape(len(images), -1).astype(np.int64)

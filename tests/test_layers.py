@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import scratch
-from compare import tolerance
+from compare.harness import tolerance
 
 EXTREMES = np.array([[-1e4, -1e3, -50.0, -1.0, 0.0], [1.0, 50.0, 1e3, 1e4, -1e4]])
 TORCH_ACTIVATIONS = {
@@ -135,3 +135,34 @@ def test_named_parameters_use_torch_names() -> None:
         "2.weight",
         "2.bias",
     ]
+
+
+@pytest.mark.parametrize("layer_type", [scratch.ReLU, scratch.Sigmoid, scratch.Tanh,
+                                        scratch.Softmax])
+def test_a_later_call_never_changes_what_a_layer_returned(layer_type: type) -> None:
+    """``y1 = layer(x1); y2 = layer(x2)`` leaves y1 as it was, forward and backward alike."""
+    rng = np.random.default_rng(3)
+    x1, x2, dy1, dy2 = (rng.standard_normal((4, 5)) for _ in range(4))
+    layers = [layer_type(), scratch.Linear(5, 5, rng=rng, dtype=np.float64)]
+    for layer in layers:
+        y1 = layer.forward(x1)
+        dx1 = layer.backward(dy1)
+        kept = y1.copy(), dx1.copy()
+        layer.forward(x2)
+        layer.backward(dy2)
+        assert np.array_equal(y1, kept[0]) and np.array_equal(dx1, kept[1]), repr(layer)
+
+
+def test_linear_backward_is_the_seed_formulas() -> None:
+    """dW = xᵀ·dy, db = Σ dy, dx = dy·Wᵀ, written out independently in float64."""
+    rng = np.random.default_rng(4)
+    layer = scratch.Linear(6, 3, rng=rng, dtype=np.float64)
+    x, dy = rng.standard_normal((5, 6)), rng.standard_normal((5, 3))
+    y = layer.forward(x)
+    dx = layer.backward(dy)
+    for got, expected, name in [(y, np.einsum("ni,io->no", x, layer.W) + layer.b, "y"),
+                                (layer.dW, np.einsum("ni,no->io", x, dy), "dW"),
+                                (layer.db, dy.sum(axis=0), "db"),
+                                (dx, np.einsum("no,io->ni", dy, layer.W), "dx")]:
+        _, rel = tolerance.errors(got, expected)
+        assert rel <= tolerance.FLOAT64_MAX_REL, f"{name}: {rel:.2e}; {tolerance.FLOAT64.name}"

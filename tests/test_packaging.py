@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from compare import cli, tolerance
+from compare import cli
+from compare.harness import tolerance
 
 
 def run(*code_or_args: str) -> subprocess.CompletedProcess:

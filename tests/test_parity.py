@@ -9,11 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scratch
-from compare import tolerance
-from compare.arch import Architecture
-from compare.parity import finite_difference_rows, forward_rows, gradient_rows, run_parity
-from compare.weights import scratch_to_torch
-from tests.helpers import assert_rows_ok, random_batch
+from compare.harness import tolerance
+from compare.harness.arch import Architecture
+from compare.harness.finite_differences import finite_difference_rows
+from compare.harness.parity import forward_rows, gradient_rows, random_batch, run_parity
+from compare.harness.twins import build_twins
+from tests.helpers import assert_rows_ok
 
 ARCHS = [
     "784-64-10",  # one hidden layer
@@ -23,24 +24,14 @@ ARCHS = [
 ]
 
 
-def twins(arch: Architecture, dtype: str, seed: int = 0):
-    model = arch.build_scratch(seed=seed, dtype=dtype)
-    reference = arch.build_torch(dtype=dtype)
-    scratch_to_torch(model, reference)
-    return model, reference
-
-
 def check_parity(arch: Architecture, dtype: str, batch_size: int, seed: int = 0) -> None:
-    model, reference = twins(arch, dtype, seed)
+    scratch_model, torch_model = build_twins(arch, seed=seed, dtype=dtype)
     x, upstream, target = random_batch(arch.widths, batch_size, dtype, seed + 1)
     context = f"{arch.spec} {arch.activation} {dtype} batch {batch_size}"
-    rows = forward_rows(model, reference, x)
-    rows += gradient_rows(model, reference, x, upstream=upstream)
-    rows += gradient_rows(model, reference, x, target=target)
+    rows = forward_rows(scratch_model, torch_model, x)
+    rows += gradient_rows(scratch_model, torch_model, x, upstream=upstream)
+    rows += gradient_rows(scratch_model, torch_model, x, target=target)
     assert_rows_ok(rows, dtype, context)
-    if dtype == "float64":
-        worst = max(r.rel_error for r in rows)
-        assert worst <= 1e-12, f"{context}: float64 relative error {worst:.3e} > 1e-12"
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 256])
@@ -75,22 +66,20 @@ def test_a_wrong_backward_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """The harness must be able to fail: a ReLU that forgets its gate is reported."""
     monkeypatch.setattr(scratch.ReLU, "backward", lambda self, grad_out: grad_out)
     arch = Architecture.parse("20-16-16-4", "relu")
-    model, reference = twins(arch, "float64")
+    scratch_model, torch_model = build_twins(arch, seed=0, dtype="float64")
     x, upstream, _ = random_batch(arch.widths, 8, "float64", 1)
-    bad = [r for r in gradient_rows(model, reference, x, upstream=upstream) if not r.ok]
+    bad = [r for r in gradient_rows(scratch_model, torch_model, x, upstream=upstream) if not r.ok]
     assert {r.layer for r in bad} >= {"0 Linear", "1 ReLU"}
-    assert not finite_difference_rows(arch, seed=0)[0].ok or any(
-        not r.ok for r in finite_difference_rows(arch, seed=0)
-    )
+    assert any(not r.ok for r in finite_difference_rows(arch, seed=0))
 
 
 def test_softmax_gradient_is_not_trivially_zero() -> None:
     """With a random upstream gradient the Softmax input gradient is far from zero."""
     arch = Architecture.parse("10-6", "relu")
-    model, _ = twins(arch, "float64")
+    scratch_model = arch.build_scratch(seed=0, dtype="float64")
     x, upstream, _ = random_batch(arch.widths, 4, "float64", 2)
-    model.forward(x)
-    dx = model[-1].backward(upstream)
+    scratch_model.forward(x)
+    dx = scratch_model[-1].backward(upstream)
     assert np.max(np.abs(dx)) > 1e-2
 
 
@@ -98,7 +87,7 @@ def test_run_parity_report() -> None:
     report = run_parity(
         Architecture.parse("784-128-64-10", "relu"), dtype="float64", batch_size=32, seed=0
     )
-    assert report.ok and report.max_rel_error <= 1e-12
+    assert report.ok and report.max_rel_error <= tolerance.FLOAT64_MAX_REL
     sections = {r.section for r in report.rows}
     assert sections == {
         "forward",

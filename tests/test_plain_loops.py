@@ -6,21 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compare import tolerance
-from compare.arch import Architecture
-from compare.data import Splits
-from compare.optimizers import OptimizerSpec
-from compare.plain_loops import PLAIN_LOOPS
-from compare.train import TrainConfig, batch_bounds, build_backend
+from compare.bench.plain_loops import PLAIN_LOOPS
+from compare.harness import tolerance
+from compare.harness.arch import Architecture
+from compare.training.backend import build_backend
+from compare.training.config import TrainConfig
+from compare.training.loop import Progress, train_epoch
+from compare.training.optimizers import OptimizerSpec
+from tests.helpers import assert_states_close
 
 ROWS, BATCH, LR = 50, 16, 0.5  # the last batch is short: 50 = 3 x 16 + 2
-
-
-def _splits(features: int, classes: int) -> Splits:
-    rng = np.random.default_rng(1)
-    x, y = rng.standard_normal((ROWS, features)), rng.integers(0, classes, ROWS)
-    empty = np.zeros((0, features))
-    return Splits(x, y, empty, y[:0], empty, y[:0], mean=0.0, std=1.0, source={})
 
 
 @pytest.mark.parametrize("backend", ["scratch", "torch"])
@@ -29,24 +24,21 @@ def test_plain_loop_epoch_leaves_the_product_weights(backend: str, activation: s
     widths = (12, 7, 5, 3)
     config = TrainConfig(Architecture(widths, activation), OptimizerSpec.create("sgd", LR), 1,
                          BATCH, 0, "float64", "cpu")
-    splits = _splits(widths[0], widths[-1])
-    product, plain = build_backend(backend, config, splits), build_backend(backend, config, splits)
-    initial = [w.copy() for w in product.weights()]
-    batches, order = batch_bounds(ROWS, BATCH), np.random.default_rng(2).permutation(ROWS)
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((ROWS, widths[0])), rng.integers(0, widths[-1], ROWS)
+    product, plain = build_backend(backend, config), build_backend(backend, config)
+    initial = {name: value.copy() for name, value in product.state_dict().items()}
+    order = np.random.default_rng(2).permutation(ROWS)
 
-    product.start_epoch(order, len(batches))
-    for start, stop in batches:
-        product.train_step(start, stop)
-    loop = PLAIN_LOOPS[backend](plain, LR)
-    loop.epoch(batches, order)
+    losses, _ = train_epoch(product, product.loader(x, y), order, BATCH, Progress("", 0, True))
+    loop = PLAIN_LOOPS[backend](plain, plain.loader(x, y), LR)
+    loop.epoch(order, BATCH)
 
-    moved = tolerance.weight_rel_diff(product.weights(), initial)
+    moved = tolerance.state_rel_diff(product.state_dict(), initial)
     assert moved > 1e-3, f"the product's epoch barely moved the weights ({moved:.1e})"
-    rel = tolerance.weight_rel_diff(plain.weights(), product.weights())
-    assert rel <= tolerance.FLOAT64_MAX_REL, (
-        f"{backend} plain loop ({activation}) ends {rel:.2e} from the product's weights; "
-        f"{tolerance.FLOAT64.name}")
+    assert_states_close(plain.state_dict(), product.state_dict(),
+                        f"{backend} plain loop ({activation}) against the product's epoch")
     if backend == "scratch":  # it records each step's loss, as the product does
-        _, rel = tolerance.errors(loop.losses, product.step_losses())
+        _, rel = tolerance.errors(loop.losses, losses)
         assert rel <= tolerance.FLOAT64_MAX_REL, (
             f"step losses differ by {rel:.2e}; {tolerance.FLOAT64.name}")

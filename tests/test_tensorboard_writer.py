@@ -1,4 +1,4 @@
-"""Round-trip tests for compare.tensorboard_writer, read back with TensorBoard's own loader."""
+"""Round-trip tests for the TensorBoard writer, read back with TensorBoard's own loader."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from compare.tensorboard_writer import SummaryWriter
+from compare.training.tensorboard_writer import SummaryWriter
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,7 +155,7 @@ def test_creates_nested_folder_and_close_is_idempotent(tmp_path: Path) -> None:
 _SUBPROCESS_CODE = """
 import json, sys, tempfile
 import numpy as np
-import compare.tensorboard_writer as tbw
+import compare.training.tensorboard_writer as tbw
 with tempfile.TemporaryDirectory() as log_dir:
     with tbw.SummaryWriter(log_dir) as writer:
         writer.add_scalar("loss", 1.0, 0)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from compare.arch import Architecture
-from compare.weights import WeightMismatchError, copy_weights
+from compare.harness.arch import Architecture
+from compare.harness.twins import WeightMismatchError, copy_weights
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -83,6 +83,31 @@ def _hparams_value(tag: str, data: plugin_data_pb2.HParamsPluginData) -> summary
     )
 
 
+def _experiment(hparams: dict[str, HParamValue], metrics: dict[str, float], now: float
+                ) -> api_pb2.Experiment:
+    """The HParams plugin's description of the hyperparameters and metrics."""
+    return api_pb2.Experiment(
+        time_created_secs=now,
+        hparam_infos=[api_pb2.HParamInfo(name=name, type=_hparam_data_type(value))
+                      for name, value in hparams.items()],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in metrics],
+    )
+
+
+def _session_start(hparams: dict[str, HParamValue], now: float
+                   ) -> plugin_data_pb2.SessionStartInfo:
+    """This run's hyperparameter values."""
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=now)
+    for name, value in hparams.items():
+        if isinstance(value, bool):
+            start.hparams[name].bool_value = value
+        elif isinstance(value, str):
+            start.hparams[name].string_value = value
+        else:
+            start.hparams[name].number_value = float(value)
+    return start
+
+
 class SummaryWriter:
     """Write scalars, histograms, text and hyperparameters to a TensorBoard run folder.
 
@@ -141,40 +166,16 @@ class SummaryWriter:
         metric tag. Hyperparameter values must be ``bool``, ``int``, ``float`` or ``str``.
         """
         now = time.time()
-        experiment = api_pb2.Experiment(
-            time_created_secs=now,
-            hparam_infos=[
-                api_pb2.HParamInfo(name=name, type=_hparam_data_type(value))
-                for name, value in hparams.items()
-            ],
-            metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in metrics],
-        )
-        start_info = plugin_data_pb2.SessionStartInfo(start_time_secs=now)
-        for name, value in hparams.items():
-            if isinstance(value, bool):
-                start_info.hparams[name].bool_value = value
-            elif isinstance(value, str):
-                start_info.hparams[name].string_value = value
-            else:
-                start_info.hparams[name].number_value = float(value)
-        end_info = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS, end_time_secs=now)
-        self._add_values(
-            [
-                _hparams_value(
-                    hparams_metadata.EXPERIMENT_TAG,
-                    plugin_data_pb2.HParamsPluginData(experiment=experiment),
-                ),
-                _hparams_value(
-                    hparams_metadata.SESSION_START_INFO_TAG,
-                    plugin_data_pb2.HParamsPluginData(session_start_info=start_info),
-                ),
-                _hparams_value(
-                    hparams_metadata.SESSION_END_INFO_TAG,
-                    plugin_data_pb2.HParamsPluginData(session_end_info=end_info),
-                ),
-            ],
-            step,
-        )
+        end = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS, end_time_secs=now)
+        plugin_data = {
+            hparams_metadata.EXPERIMENT_TAG: plugin_data_pb2.HParamsPluginData(
+                experiment=_experiment(hparams, metrics, now)),
+            hparams_metadata.SESSION_START_INFO_TAG: plugin_data_pb2.HParamsPluginData(
+                session_start_info=_session_start(hparams, now)),
+            hparams_metadata.SESSION_END_INFO_TAG: plugin_data_pb2.HParamsPluginData(
+                session_end_info=end),
+        }
+        self._add_values([_hparams_value(tag, data) for tag, data in plugin_data.items()], step)
         for tag, value in metrics.items():
             self.add_scalar(tag, value, step)
 

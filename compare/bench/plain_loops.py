@@ -15,14 +15,17 @@ buffers, checks) costs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 import scratch
-from compare.backend_scratch import ScratchBackend
-from scratch.module import flatten_parameters
+from compare.training.config import batch_bounds
+from compare.training.scratch_backend import ScratchBackend, ScratchLoader
+
+if TYPE_CHECKING:
+    from compare.training.torch_backend import TorchBackend, TorchLoader
 
 Activation = tuple[Callable[[np.ndarray], None],
                    Callable[[np.ndarray, np.ndarray, np.ndarray], None]]
@@ -70,20 +73,35 @@ INLINE_ACTIVATIONS: dict[type, Activation] = {
 upstream gradient by the derivative computed from the output, using a work array)."""
 
 
-class NumpyPlainLoop:
-    """The scratch yardstick: SGD on ``backend``'s network and data, every step written out inline.
+def flatten_parameters(params: list[scratch.Parameter]) -> tuple[np.ndarray, np.ndarray]:
+    """Move ``params`` into one flat value array and one flat gradient array, numbers kept: each
+    Parameter's ``value`` and ``grad`` become views of them, so that one whole-array update steps
+    every layer. (Only the yardstick's own copy of the network is laid out so.)"""
+    values = np.concatenate([p.value.ravel() for p in params])
+    grads = np.concatenate([p.grad.ravel() for p in params])
+    offset = 0
+    for p in params:
+        segment, shape = slice(offset, offset + p.value.size), p.value.shape
+        p.value, p.grad = values[segment].reshape(shape), grads[segment].reshape(shape)
+        offset += p.value.size
+    return values, grads
 
-    The backend lends its weights (views of its optimizer's flat arrays), its training set and
-    nothing else: none of its layer, loss or optimizer code runs here.
+
+class NumpyPlainLoop:
+    """The scratch yardstick: SGD on ``backend``'s network and ``loader``'s data, every step
+    written out inline.
+
+    The backend lends its weights (laid out in one flat array here), the loader its training set,
+    and nothing else: none of the product's layer, loss or optimizer code runs here.
     """
 
-    def __init__(self, backend: ScratchBackend, lr: float) -> None:
+    def __init__(self, backend: ScratchBackend, loader: ScratchLoader, lr: float) -> None:
         layers = list(backend.logits_model)
         self.linears = [layer for layer in layers if isinstance(layer, scratch.Linear)]
         self.activation = INLINE_ACTIVATIONS[type(layers[1])] if len(layers) > 1 else None
         self.values, self.grads = flatten_parameters(backend.model.parameters())
         self.update = np.zeros_like(self.values)
-        self.train_x, self.train_y, self.lr = backend.train_x, backend.train_y, lr
+        self.train_x, self.train_y, self.lr = loader.x, loader.y, lr
         self.losses = np.zeros(0)
         self._buffers: dict[int, tuple[list[np.ndarray], ...]] = {}
 
@@ -101,66 +119,78 @@ class NumpyPlainLoop:
             self._buffers[size] = outputs, grads, works, loss
         return self._buffers[size]
 
-    def epoch(self, batches: Sequence[tuple[int, int]], order: np.ndarray) -> None:
+    def epoch(self, order: np.ndarray, batch_size: int) -> None:
         """One SGD step per batch of rows ``order[start:stop]``; each step's loss lands in
         ``self.losses``."""
-        forward, backward = self.activation or (None, None)
-        last = len(self.linears) - 1
+        batches = batch_bounds(len(order), batch_size)
         self.losses = np.zeros(len(batches))
         for step, (start, stop) in enumerate(batches):
-            outputs, grads, works, (y, rows, ones, top, total) = self._work_buffers(stop - start)
-            index = order[start:stop]
-            np.take(self.train_x, index, axis=0, out=outputs[0], mode="clip")
-            np.take(self.train_y, index, out=y, mode="clip")
-            for i, linear in enumerate(self.linears):
-                h = outputs[i + 1]
-                np.matmul(outputs[i], linear.W, out=h)
-                h += linear.b
-                if i < last:
-                    forward(h)
-            # softmax cross-entropy: loss = mean(log Σ exp(z - max) - (z - max)[target]),
-            # dL/dz = (softmax(z) - onehot(target)) / N, all in the logits' buffer
-            z = outputs[-1]
-            np.max(z, axis=1, keepdims=True, out=top)
-            z -= top
-            target_logit = z[rows, y]
-            np.exp(z, out=z)
-            np.sum(z, axis=1, keepdims=True, out=total)
-            self.losses[step] = np.log(total).mean() - target_logit.mean()
-            z /= total
-            z[rows, y] -= 1
-            z *= 1 / len(rows)
-            grad = z
-            for i in range(last, -1, -1):
-                linear = self.linears[i]
-                np.matmul(outputs[i].T, grad, out=linear.dW)
-                np.matmul(ones, grad, out=linear.db)
-                if i:
-                    np.matmul(grad, linear.W.T, out=grads[i])
-                    backward(outputs[i], grads[i], works[i])
-                    grad = grads[i]
+            outputs, grads, works, loss_buffers = self._work_buffers(stop - start)
+            np.take(self.train_x, order[start:stop], axis=0, out=outputs[0], mode="clip")
+            np.take(self.train_y, order[start:stop], out=loss_buffers[0], mode="clip")
+            self._forward(outputs)
+            self.losses[step] = self._loss_and_grad(outputs[-1], loss_buffers)
+            self._backward(outputs, grads, works, loss_buffers[2])
             np.multiply(self.grads, self.lr, out=self.update)
             self.values -= self.update
+
+    def _forward(self, outputs: list[np.ndarray]) -> None:
+        forward, last = self.activation[0] if self.activation else None, len(self.linears) - 1
+        for i, linear in enumerate(self.linears):
+            h = outputs[i + 1]
+            np.matmul(outputs[i], linear.W, out=h)
+            h += linear.b
+            if i < last:
+                forward(h)
+
+    @staticmethod
+    def _loss_and_grad(z: np.ndarray, loss_buffers: list[np.ndarray]) -> float:
+        """Softmax cross-entropy of the logits z: loss = mean(log Σ exp(z - max) - (z -
+        max)[target]); z becomes dL/dz = (softmax(z) - onehot(target)) / N, in place."""
+        y, rows, _, top, total = loss_buffers
+        np.max(z, axis=1, keepdims=True, out=top)
+        z -= top
+        target_logit = z[rows, y]
+        np.exp(z, out=z)
+        np.sum(z, axis=1, keepdims=True, out=total)
+        loss = np.log(total).mean() - target_logit.mean()
+        z /= total
+        z[rows, y] -= 1
+        z *= 1 / len(rows)
+        return loss
+
+    def _backward(self, outputs: list[np.ndarray], grads: list[np.ndarray],
+                  works: list[np.ndarray], ones: np.ndarray) -> None:
+        backward = self.activation[1] if self.activation else None
+        grad = outputs[-1]
+        for i in range(len(self.linears) - 1, -1, -1):
+            linear = self.linears[i]
+            np.matmul(outputs[i].T, grad, out=linear.dW)
+            np.matmul(ones, grad, out=linear.db)
+            if i:
+                np.matmul(grad, linear.W.T, out=grads[i])
+                backward(outputs[i], grads[i], works[i])
+                grad = grads[i]
 
 
 class TorchPlainLoop:
     """The torch yardstick: PyTorch's textbook loop with a default ``torch.optim.SGD`` on
-    ``backend``'s model and data (the backend's own optimizer stays unused)."""
+    ``backend``'s model and ``loader``'s data (the backend's own optimizer stays unused)."""
 
-    def __init__(self, backend: Any, lr: float) -> None:
+    def __init__(self, backend: TorchBackend, loader: TorchLoader, lr: float) -> None:
         import torch
 
         self.model, self.device = backend.logits_model, backend.device
-        self.train_x, self.train_y = backend.train_x, backend.train_y
+        self.train_x, self.train_y = loader.x, loader.y
         self.optimizer = torch.optim.SGD(backend.model.parameters(), lr=lr)
 
-    def epoch(self, batches: Sequence[tuple[int, int]], order: np.ndarray) -> None:
+    def epoch(self, order: np.ndarray, batch_size: int) -> None:
         """One SGD step per batch of rows ``order[start:stop]``."""
         import torch
         import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 
         rows = torch.from_numpy(order).to(self.device)
-        for start, stop in batches:
+        for start, stop in batch_bounds(len(order), batch_size):
             index = rows[start:stop]
             loss = F.cross_entropy(self.model(self.train_x[index]), self.train_y[index])
             self.optimizer.zero_grad()

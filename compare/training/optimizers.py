@@ -48,9 +48,8 @@ class OptimizerSpec:
         return scratch.SGD(params, lr=self.lr, **self.settings)
 
     def build_torch(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-        """``torch.optim`` with ``fused=True``: one kernel updates every parameter, where the
-        default runs a loop of small ops per parameter (about 5% of an epoch at batch 32-128 on
-        the CPU, measured against the default in one process); the update rule is the same."""
+        """``torch.optim`` with ``fused=True``: one kernel updates every parameter; the update
+        rule is the one of the default implementation."""
         import torch
 
         if self.name == "adam":

@@ -1,0 +1,198 @@
+"""The bench's worker process: one backend trains on the whole training file, and times its epoch,
+the floor, the data gathering and its yardstick on request.
+
+Runs in a spawned process of its own, so the scratch worker never holds torch.
+"""
+
+from __future__ import annotations
+
+import multiprocessing.connection
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compare.bench.plain_loops import PLAIN_LOOPS
+from compare.harness.arch import Architecture, parse_dtype
+from compare.training.backend import Backend, Loader, build_backend
+from compare.training.config import EpochOrders, TrainConfig, batch_bounds
+from compare.training.loop import Progress, train_epoch
+from compare.training.optimizers import OptimizerSpec
+from compare.training.threads import blas_thread_policy
+
+SETTLE_SECONDS = 0.3
+"""Pause before each timed loop. OpenBLAS worker threads spin for a while after a product before
+they sleep: without the pause the scratch worker's spinning threads take a core from the torch
+epoch that follows."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    data_dir: str
+    dataset: str
+    arch: Architecture
+    dtype: str
+    lr: float
+    seed: int
+    device: str
+
+
+def synchronize(backend: Backend) -> None:
+    """Wait for the GPU (a no-op on the CPU)."""
+    if str(backend.device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+class Worker:
+    """Lives in the worker process: one backend per batch size, all sharing the loaded data."""
+
+    def __init__(self, name: str, config: BenchConfig) -> None:
+        from compare.data import load_splits
+
+        self.name, self.config = name, config
+        self.splits = load_splits(Path(config.data_dir), config.dataset, val_size=0,
+                                  seed=config.seed, dtype=parse_dtype(config.dtype))
+        self.orders = EpochOrders(len(self.splits.train_y), config.seed)
+        self.backends: dict[tuple[str, int], tuple[Backend, Loader]] = {}
+        self.repeats: dict[int, int] = {}  # epochs timed so far, per batch size
+        self.plain_loops: dict[int, Any] = {}  # the yardstick per batch size
+
+    def backend(self, batch_size: int, role: str = "product") -> tuple[Backend, Loader]:
+        """The backend timed at ``batch_size`` and its loader; role "plain" is a second copy,
+        whose network and data the yardstick trains."""
+        if (role, batch_size) not in self.backends:
+            config = TrainConfig(self.config.arch, OptimizerSpec.create("sgd", self.config.lr), 1,
+                                 batch_size, self.config.seed, self.config.dtype,
+                                 self.config.device)
+            backend = build_backend(self.name, config)
+            self.backends[role, batch_size] = (
+                backend, backend.loader(self.splits.train_x, self.splits.train_y))
+        return self.backends[role, batch_size]
+
+    def epoch(self, batch_size: int) -> tuple[float, float, float, float]:
+        """(epoch, floor, data, plain loop) seconds for one epoch at ``batch_size``; the plain loop
+        is timed before the epoch on every other call and after it on the rest, so neither gains
+        from going second."""
+        with blas_thread_policy(batch_size):
+            order = self.orders.next()
+            plain_first = self.repeats.get(batch_size, 0) % 2 == 1
+            plain = self.plain_loop_seconds(batch_size, order) if plain_first else 0.0
+            epoch = self.product_epoch_seconds(batch_size, order)
+            if not plain_first:
+                plain = self.plain_loop_seconds(batch_size, order)
+            data = self.data_seconds(batch_size, order)
+            floor = self.floor_seconds(batch_size)
+        self.repeats[batch_size] = self.repeats.get(batch_size, 0) + 1
+        return epoch, floor, data, plain
+
+    def product_epoch_seconds(self, batch_size: int, order: np.ndarray) -> float:
+        """The training loop's own ``train_epoch``."""
+        backend, loader = self.backend(batch_size)
+        time.sleep(SETTLE_SECONDS)
+        synchronize(backend)
+        return train_epoch(backend, loader, order, batch_size, Progress("", 0, quiet=True))[1]
+
+    def plain_loop_seconds(self, batch_size: int, order: np.ndarray) -> float:
+        """The backend's yardstick (:mod:`compare.bench.plain_loops`) on the same batches, on a
+        second copy of the network."""
+        backend, loader = self.backend(batch_size, role="plain")  # its optimizer stays unused
+        if batch_size not in self.plain_loops:
+            self.plain_loops[batch_size] = PLAIN_LOOPS[self.name](backend, loader, self.config.lr)
+        time.sleep(SETTLE_SECONDS)
+        synchronize(backend)
+        started = time.perf_counter()
+        self.plain_loops[batch_size].epoch(order, batch_size)
+        synchronize(backend)
+        return time.perf_counter() - started
+
+    def data_seconds(self, batch_size: int, order: np.ndarray) -> float:
+        """The shuffle's batches gathered, without the steps."""
+        backend, loader = self.backend(batch_size)
+        started = time.perf_counter()
+        for _ in loader.batches(order, batch_size):
+            pass
+        synchronize(backend)
+        return time.perf_counter() - started
+
+    def floor_seconds(self, batch_size: int) -> float:
+        """The training step's matrix products alone (see :func:`floor_seconds`)."""
+        backend, _ = self.backend(batch_size)
+        batches = batch_bounds(len(self.splits.train_y), batch_size)
+        return floor_seconds(self.config.arch.widths, batches,
+                             *matmul_library(self.name, backend, self.config.dtype))
+
+    def accuracy(self, batch_size: int) -> float:
+        backend, _ = self.backend(batch_size)
+        return backend.evaluate(self.splits.test_x, self.splits.test_y)[1]
+
+
+def matmul_library(name: str, backend: Backend, dtype: str
+                   ) -> tuple[Callable[..., Any], Callable[..., Any], Callable[[], None]]:
+    """(new random operand, matmul with ``out=``, synchronize) in the backend's own library."""
+    if name == "scratch":
+        rng, np_dtype = np.random.default_rng(0), parse_dtype(dtype)
+        return (lambda *shape: rng.standard_normal(shape).astype(np_dtype), np.matmul,
+                lambda: None)
+    import torch
+
+    from compare.harness.arch import torch_dtype
+
+    torch_type = torch_dtype(dtype)
+    return (lambda *shape: torch.randn(shape, dtype=torch_type, device=backend.device),
+            torch.matmul, lambda: synchronize(backend))
+
+
+def floor_seconds(widths: tuple[int, ...], batches: list[tuple[int, int]],
+                  new: Callable[..., Any], matmul: Callable[..., Any],
+                  sync: Callable[[], None]) -> float:
+    """The training step's matrix products alone, for every batch of the epoch: forward X·W per
+    layer, dW = Xᵀ·dY per layer, dX = dY·Wᵀ for every layer but the first; on preallocated
+    operands of the same shapes."""
+    operands = {}
+    for size in sorted({stop - start for start, stop in batches}):
+        operands[size] = [(new(size, fan_in), new(fan_in, fan_out), new(size, fan_out),
+                           new(size, fan_out), new(fan_in, fan_out),
+                           new(size, fan_in) if index else None)
+                          for index, (fan_in, fan_out) in enumerate(pairwise(widths))]
+    sync()
+    started = time.perf_counter()
+    for start, stop in batches:
+        for x, w, y, dy, dw, dx in operands[stop - start]:
+            matmul(x, w, out=y)
+            matmul(x.T, dy, out=dw)
+            if dx is not None:
+                matmul(dy, w.T, out=dx)
+    sync()
+    return time.perf_counter() - started
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM). Not ru_maxrss: Linux carries that over from the
+    parent that forked the worker, before the worker exec'd its own Python."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def serve(name: str, config: BenchConfig, connection: multiprocessing.connection.Connection
+          ) -> None:
+    """The worker's main: answer ("epoch" | "accuracy", batch size) requests until None."""
+    try:
+        worker = Worker(name, config)
+        connection.send(("ok", "torch" in sys.modules))
+        while (request := connection.recv()) is not None:
+            kind, batch_size = request
+            result = worker.epoch(batch_size) if kind == "epoch" else worker.accuracy(batch_size)
+            connection.send(("ok", result))
+        connection.send(("ok", peak_rss_mib()))
+    except Exception as error:  # reported by the parent as one line, naming the backend
+        connection.send(("error", f"{type(error).__name__}: {error}"))

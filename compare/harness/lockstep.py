@@ -1,0 +1,105 @@
+"""Lockstep: both twins from the same weights on the same batches, compared after every step.
+
+``optimizer_lockstep`` measures how far the optimizers drift apart on random batches;
+``train_lockstep`` is ``compare train --lockstep``: the training loop's pieces, stepped together,
+with the comparison logged to ``runs/<run-name>/parity/``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+
+from compare.data import Splits
+from compare.harness import tolerance
+from compare.harness.arch import Architecture, parse_dtype
+from compare.training.backend import BACKEND_NAMES, Backend, Loader, build_backend
+from compare.training.config import EpochOrders, TrainConfig, batch_bounds
+from compare.training.loop import evaluate
+from compare.training.optimizers import OptimizerSpec
+from compare.training.run_log import BackendResult, RunLog, TrainingError
+from compare.training.tensorboard_writer import SummaryWriter
+from compare.training.threads import blas_thread_policy
+
+
+def optimizer_lockstep(arch: Architecture, optimizer: OptimizerSpec, *, steps: int,
+                       dtype: str = "float64", batch_size: int = 32, seed: int = 0
+                       ) -> list[float]:
+    """Run ``steps`` optimizer steps in both twins from copied weights on the same random batches;
+    return the weights' relative difference after every step."""
+    config = TrainConfig(arch, optimizer, 1, batch_size, seed, dtype, "cpu")
+    backends = [build_backend(name, config) for name in BACKEND_NAMES]
+    rng = np.random.default_rng([seed, 2])
+    x = rng.standard_normal((steps * batch_size, arch.widths[0])).astype(parse_dtype(dtype))
+    y = rng.integers(0, arch.widths[-1], size=steps * batch_size)
+    batches = zip(*(b.loader(x, y).batches(np.arange(len(y)), batch_size) for b in backends))
+    for backend in backends:
+        backend.start_epoch(steps)
+    diffs = []
+    for step_batches in batches:
+        for backend, (batch_x, batch_y) in zip(backends, step_batches):
+            backend.train_step(batch_x, batch_y)
+        diffs.append(tolerance.state_rel_diff(backends[0].state_dict(), backends[1].state_dict()))
+    return diffs
+
+
+def compare_step(backends: list[Backend], parity: SummaryWriter, step: int, config: TrainConfig
+                 ) -> None:
+    """Log how far apart the twins are after global step ``step``; in float64, stop when over
+    the limit."""
+    scratch_backend, torch_backend = backends
+    weight_diff = tolerance.state_rel_diff(scratch_backend.state_dict(), torch_backend.state_dict())
+    loss_diff = abs(float(scratch_backend.step_losses()[-1]) -
+                    float(torch_backend.step_losses()[-1]))
+    parity.add_scalar("Parity/max_weight_rel_diff", weight_diff, step)
+    parity.add_scalar("Parity/loss_abs_diff", loss_diff, step)
+    limit = tolerance.TRAINING_LOCKSTEP_FLOAT64_MAX_REL
+    if config.dtype == "float64" and not weight_diff <= limit:
+        raise TrainingError(
+            f"--lockstep: after step {step} (lr {scratch_backend.lr:g}) the float64 weights "
+            f"differ by {weight_diff:.3e} relative, over the limit {limit:g}")
+
+
+def lockstep_epoch(backends: list[Backend], loaders: list[Loader], order: np.ndarray,
+                   config: TrainConfig, parity: SummaryWriter, first_step: int) -> list[float]:
+    """One epoch of both twins, step by step; the seconds each twin spent on its own steps."""
+    seconds = [0.0 for _ in backends]
+    for backend in backends:
+        backend.start_epoch(len(batch_bounds(len(order), config.batch_size)))
+    batches = zip(*(loader.batches(order, config.batch_size) for loader in loaders))
+    for step, step_batches in enumerate(batches, start=first_step):
+        for index, (backend, (x, y)) in enumerate(zip(backends, step_batches)):
+            started = time.perf_counter()
+            backend.train_step(x, y)
+            seconds[index] += time.perf_counter() - started
+        compare_step(backends, parity, step, config)
+    return seconds
+
+
+def train_lockstep(config: TrainConfig, splits: Splits, run_dir: Path, meta: dict, *,
+                   log: Callable[[str], None] = print) -> list[BackendResult]:
+    """Train both twins together, comparing them after every step; each twin's events and
+    checkpoints are those a training run writes."""
+    backends = [build_backend(name, config) for name in BACKEND_NAMES]
+    loaders = [backend.loader(splits.train_x, splits.train_y) for backend in backends]
+    orders = EpochOrders(len(splits.train_y), config.seed)
+    steps = len(batch_bounds(len(splits.train_y), config.batch_size))
+    with ExitStack() as stack, blas_thread_policy(config.batch_size):
+        runs = [stack.enter_context(RunLog(b, run_dir, config, meta, log)) for b in backends]
+        parity = stack.enter_context(SummaryWriter(run_dir / "parity"))
+        for backend, run in zip(backends, runs):
+            run.start(backend)
+        for epoch in range(1, config.epochs + 1):
+            for backend in backends:
+                backend.lr = config.lr_at(epoch - 1)
+            seconds = lockstep_epoch(backends, loaders, orders.next(), config, parity,
+                                     (epoch - 1) * steps + 1)
+            for backend, run, spent in zip(backends, runs, seconds):
+                run.end_epoch(backend, epoch, backend.step_losses(), spent,
+                              evaluate(backend, splits.val_x, splits.val_y))
+        return [run.finish(backend, backend.evaluate(splits.test_x, splits.test_y)[1])
+                for backend, run in zip(backends, runs)]

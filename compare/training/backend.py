@@ -1,0 +1,91 @@
+"""The interface both twins implement, so that one training loop drives either."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from compare.harness.twins import StateDict, build_twins
+
+if TYPE_CHECKING:
+    from compare.training.config import TrainConfig
+
+BACKEND_NAMES = ("scratch", "torch")
+
+
+class Loader(Protocol):
+    """A training set held where the backend computes (memory, or a GPU)."""
+
+    def batches(self, order: np.ndarray, batch_size: int, first_step: int = 0
+                ) -> Iterator[tuple[Any, Any]]:
+        """(x (B, features), y (B,)) for rows ``order[start:stop]`` of each batch of the epoch,
+        from batch ``first_step`` on. A batch may be overwritten by the next one."""
+        ...
+
+
+class Backend(Protocol):
+    """One twin, its optimizer and its loss: a train step, evaluation, and state for checkpoints.
+
+    ``start_epoch(steps)``, then ``train_step(x, y)`` per batch, then ``step_losses()``: a backend
+    keeps the epoch's step losses where it computes them and hands them over once.
+    """
+
+    name: str  # "scratch" or "torch"
+    device: str
+    checkpoint_suffix: str
+    lr: float
+
+    def loader(self, x: np.ndarray, y: np.ndarray) -> Loader: ...
+
+    def start_epoch(self, steps: int) -> None: ...
+
+    def train_step(self, x: Any, y: Any) -> None: ...
+
+    def step_losses(self) -> np.ndarray:
+        """The losses of this epoch's steps so far (float64)."""
+        ...
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) over x (N, features), y (N,)."""
+        ...
+
+    def state_dict(self) -> StateDict:
+        """The weights, by PyTorch's names and in PyTorch's layout (see compare.harness.twins)."""
+        ...
+
+    def grad_norms(self) -> dict[str, float]:
+        """L2 norm of the last step's gradient of each Linear weight, by parameter name."""
+        ...
+
+    def save_checkpoint(self, path: Path, meta: dict) -> None: ...
+
+
+def build_backend(name: str, config: TrainConfig) -> Backend:
+    """The twin ``name`` with its optimizer, holding the initial weights drawn from
+    ``config.seed`` (the torch twin gets a copy of the scratch draw)."""
+    if name == "scratch":
+        from compare.training.scratch_backend import ScratchBackend
+
+        return ScratchBackend(config.arch.build_scratch(seed=config.seed, dtype=config.dtype),
+                              config.optimizer)
+    from compare.training.torch_backend import TorchBackend
+
+    _, torch_model = build_twins(config.arch, seed=config.seed, dtype=config.dtype,
+                                 device=config.device)
+    return TorchBackend(torch_model, config.optimizer)
+
+
+def evaluation_backend(model: Any) -> Backend:
+    """A backend without an optimizer around a network of either twin: it only evaluates."""
+    import scratch
+
+    if isinstance(model, scratch.Sequential):
+        from compare.training.scratch_backend import ScratchBackend
+
+        return ScratchBackend(model)
+    from compare.training.torch_backend import TorchBackend
+
+    return TorchBackend(model)

@@ -1,0 +1,131 @@
+"""One twin's record of a run: its TensorBoard folder, its checkpoint and its console lines.
+
+``runs/<run-name>/<twin>/`` holds the events and ``checkpoint.npz`` (scratch) or
+``checkpoint.pt`` (torch); both twins write the same tags so that TensorBoard overlays them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import numpy as np
+
+from compare.training.backend import Backend
+from compare.training.config import TrainConfig
+from compare.training.tensorboard_writer import SummaryWriter
+
+Validation = tuple[float, float] | None  # (loss, accuracy), or None without a validation split
+
+
+class TrainingError(Exception):
+    """Training stopped: a non-finite loss, or the twins drifted apart under --lockstep."""
+
+
+@dataclass
+class BackendResult:
+    backend: str
+    device: str
+    test_accuracy: float
+    final_train_loss: float
+    epoch_seconds: list[float]
+    run_dir: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+class RunLog:
+    """Writes one twin's events, checkpoints and epoch lines; use it as a context manager."""
+
+    def __init__(self, backend: Backend, run_dir: Path, config: TrainConfig, meta: dict,
+                 log: Callable[[str], None]) -> None:
+        self.name, self.config, self.meta, self.log = backend.name, config, meta, log
+        self.folder = run_dir / backend.name
+        self.writer = SummaryWriter(self.folder)
+        self.checkpoint = self.folder / f"checkpoint{backend.checkpoint_suffix}"
+        self.epoch_seconds: list[float] = []
+        self.train_loss = float("nan")
+
+    def start(self, backend: Backend) -> None:
+        """The epoch-0 checkpoint and the settings as a text table."""
+        backend.save_checkpoint(self.checkpoint, self.meta | {"backend": self.name, "epoch": 0})
+        self.writer.add_text("hparams", hparams_markdown(self.config, self.meta))
+
+    def end_epoch(self, backend: Backend, epoch: int, losses: np.ndarray, seconds: float,
+                  validation: Validation) -> None:
+        """Stop on a non-finite loss; else log the epoch, save the checkpoint, print one line."""
+        self._stop_if_not_finite(losses, epoch, backend.lr)
+        self.epoch_seconds.append(seconds)
+        self.train_loss = float(losses.mean())
+        self._log_scalars(backend, epoch, validation, seconds)
+        backend.save_checkpoint(self.checkpoint, self.meta | {"backend": self.name,
+                                                              "epoch": epoch})
+        val_text = ("no validation split" if validation is None else
+                    f"val loss {validation[0]:.4f}, val accuracy {validation[1]:.4f}")
+        self.log(f"{self.name:>7} epoch {epoch}/{self.config.epochs}: train loss "
+                 f"{self.train_loss:.4f}, {val_text}, {seconds:.2f} s, lr {backend.lr:g}")
+
+    def finish(self, backend: Backend, test_accuracy: float) -> BackendResult:
+        """The test accuracy and the HPARAMS entry; the result ``--json`` prints."""
+        epochs = self.config.epochs
+        self.writer.add_scalar("Accuracy/test", test_accuracy, epochs)
+        self.writer.add_hparams(hparams(self.config, self.meta),
+                                {"hparam/test_accuracy": test_accuracy,
+                                 "hparam/final_train_loss": self.train_loss}, step=epochs)
+        self.log(f"{self.name:>7} test accuracy {test_accuracy:.4f}")
+        return BackendResult(self.name, str(backend.device), test_accuracy, self.train_loss,
+                             self.epoch_seconds, str(self.folder))
+
+    def _stop_if_not_finite(self, losses: np.ndarray, epoch: int, lr: float) -> None:
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
+            step = (epoch - 1) * len(losses) + int(bad[0]) + 1
+            raise TrainingError(
+                f"{self.name}: loss is {losses[bad[0]]} at step {step} (epoch {epoch}) with "
+                f"learning rate {lr:g}; try a smaller --lr. The last good checkpoint (epoch "
+                f"{epoch - 1}) is kept at {self.checkpoint}")
+
+    def _log_scalars(self, backend: Backend, epoch: int, validation: Validation,
+                     seconds: float) -> None:
+        """One epoch's scalars and weight histograms."""
+        self.writer.add_scalar("Loss/train", self.train_loss, epoch)
+        if validation is not None:
+            self.writer.add_scalar("Loss/val", validation[0], epoch)
+            self.writer.add_scalar("Accuracy/val", validation[1], epoch)
+        self.writer.add_scalar("Time/epoch_seconds", seconds, epoch)
+        for name, norm in backend.grad_norms().items():
+            self.writer.add_scalar(f"GradNorm/{name}", norm, epoch)
+        for name, weight in backend.state_dict().items():
+            self.writer.add_histogram(f"Weights/{name}", weight, epoch)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+
+def hparams(config: TrainConfig, meta: dict) -> dict[str, float | int | str | bool]:
+    return {
+        "arch": config.arch.spec, "activation": config.arch.activation,
+        "optimizer": config.optimizer.name, "lr": config.optimizer.lr,
+        "batch_size": config.batch_size, "epochs": config.epochs, "seed": config.seed,
+        "dtype": config.dtype, "schedule": config.schedule, "dataset": meta["dataset"],
+        **{k: v for k, v in config.optimizer.settings.items() if isinstance(v, int | float)},
+    }
+
+
+def hparams_markdown(config: TrainConfig, meta: dict) -> str:
+    rows = [*hparams(config, meta).items(), ("normalization mean", meta["mean"]),
+            ("normalization std", meta["std"]), ("train / val / test", meta["sizes"])]
+    return "| setting | value |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)

@@ -1,0 +1,102 @@
+"""The scratch twin behind the Backend interface: NumPy on the CPU, never torch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+import scratch
+from compare.harness.twins import StateDict, scratch_state_dict
+from compare.training import checkpoint
+from compare.training.config import batch_bounds
+from compare.training.optimizers import OptimizerSpec
+
+
+class ScratchLoader:
+    """The training set in memory, x (N, features) and y (N,) int64, shared, never copied.
+
+    Each batch is gathered into a buffer this loader owns, one per batch size, so a batch is
+    valid until the next one is drawn.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = x, y
+        self._buffers: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def batches(self, order: np.ndarray, batch_size: int, first_step: int = 0
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start, stop in batch_bounds(len(order), batch_size)[first_step:]:
+            yield self.gather(order[start:stop])
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(rows) not in self._buffers:
+            self._buffers[len(rows)] = (np.zeros((len(rows), self.x.shape[1]), self.x.dtype),
+                                        np.zeros(len(rows), self.y.dtype))
+        x, y = self._buffers[len(rows)]
+        np.take(self.x, rows, axis=0, out=x, mode="clip")
+        np.take(self.y, rows, axis=0, out=y, mode="clip")
+        return x, y
+
+
+class ScratchBackend:
+    """Trains ``model`` (ending in Softmax) with cross-entropy on its logits; without an
+    ``optimizer`` it only evaluates."""
+
+    name = "scratch"
+    device = "cpu"
+    checkpoint_suffix = ".npz"
+
+    def __init__(self, model: scratch.Sequential, optimizer: OptimizerSpec | None = None) -> None:
+        self.model = model
+        self.logits_model = model[:-1]  # shares the layers; the loss takes logits
+        self.optimizer = optimizer.build_scratch(model.parameters()) if optimizer else None
+        self.loss = scratch.CrossEntropyLoss()
+        self._losses = np.zeros(0)
+        self._step = 0
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.optimizer.lr = value
+
+    def loader(self, x: np.ndarray, y: np.ndarray) -> ScratchLoader:
+        return ScratchLoader(x, y)
+
+    def start_epoch(self, steps: int) -> None:
+        self._losses = np.zeros(steps)
+        self._step = 0
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> None:
+        """One optimizer step on the batch x (B, features), y (B,)."""
+        self._losses[self._step] = self.loss.forward(self.logits_model.forward(x), y)
+        self.logits_model.backward(self.loss.backward(), need_input_grad=False)
+        self.optimizer.step()
+        self._step += 1
+
+    def step_losses(self) -> np.ndarray:
+        return self._losses[: self._step]
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(y), batch_size):
+            logits = self.logits_model.forward(x[start : start + batch_size])
+            target = y[start : start + batch_size]
+            loss_sum += self.loss.forward(logits, target) * len(target)
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == target))
+        return loss_sum / len(y), correct / len(y)
+
+    def state_dict(self) -> StateDict:
+        return scratch_state_dict(self.model)
+
+    def grad_norms(self) -> dict[str, float]:
+        grads = scratch_state_dict(self.model, grads=True)
+        return {name: float(np.linalg.norm(g)) for name, g in grads.items()
+                if name.endswith(".weight")}
+
+    def save_checkpoint(self, path: Path, meta: dict) -> None:
+        checkpoint.save_npz(path, self.state_dict(), meta)

@@ -1,0 +1,118 @@
+"""The torch twin behind the Backend interface: ``nn.Sequential`` and ``torch.optim`` on CPU or
+CUDA.
+
+The training set lives on the backend's device; losses are kept on the device, one slot per step,
+and read back once per epoch, so a CUDA step never waits for the GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
+from torch import nn
+
+from compare.harness.twins import StateDict, torch_state_dict
+from compare.training import checkpoint
+from compare.training.config import batch_bounds
+from compare.training.optimizers import OptimizerSpec
+from torch_ref import logits_of
+
+
+class TorchLoader:
+    """The training set on ``device`` (on the CPU sharing the NumPy arrays' memory, on CUDA
+    uploaded once); each batch is gathered into a buffer per batch size, valid until the next."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, device: torch.device) -> None:
+        self.x = torch.from_numpy(x).to(device)
+        self.y = torch.from_numpy(y).to(device)
+        self.device = device
+        self._buffers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def batches(self, order: np.ndarray, batch_size: int, first_step: int = 0
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        rows = torch.from_numpy(order).to(self.device)
+        for start, stop in batch_bounds(len(order), batch_size)[first_step:]:
+            yield self.gather(rows[start:stop])
+
+    def gather(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        size = len(rows)
+        if size not in self._buffers:
+            self._buffers[size] = (
+                torch.empty((size, self.x.shape[1]), dtype=self.x.dtype, device=self.device),
+                torch.empty(size, dtype=self.y.dtype, device=self.device))
+        x, y = self._buffers[size]
+        torch.index_select(self.x, 0, rows, out=x)
+        torch.index_select(self.y, 0, rows, out=y)
+        return x, y
+
+
+class TorchBackend:
+    """Trains ``model`` (ending in Softmax) with ``F.cross_entropy`` on its logits; without an
+    ``optimizer`` it only evaluates."""
+
+    name = "torch"
+    checkpoint_suffix = ".pt"
+
+    def __init__(self, model: nn.Sequential, optimizer: OptimizerSpec | None = None) -> None:
+        self.model = model
+        self.logits_model = logits_of(model)
+        self.optimizer = optimizer.build_torch(model.parameters()) if optimizer else None
+        self.device = next(model.parameters()).device
+        self._losses = torch.zeros(0, device=self.device)
+        self._step = 0
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = value
+
+    def loader(self, x: np.ndarray, y: np.ndarray) -> TorchLoader:
+        return TorchLoader(x, y, self.device)
+
+    def start_epoch(self, steps: int) -> None:
+        self._losses = torch.zeros(steps, dtype=torch.float64, device=self.device)
+        self._step = 0
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """One optimizer step on the batch x (B, features), y (B,)."""
+        loss = F.cross_entropy(self.logits_model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self._losses[self._step] = loss.detach()
+        self._step += 1
+
+    def step_losses(self) -> np.ndarray:
+        """Read back from the device: on CUDA, the epoch's one synchronisation."""
+        return self._losses[: self._step].cpu().numpy()
+
+    @torch.no_grad()
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
+        xs, ys = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        for start in range(0, len(y), batch_size):
+            logits = self.logits_model(xs[start : start + batch_size])
+            target = ys[start : start + batch_size]
+            loss_sum += F.cross_entropy(logits, target, reduction="sum")
+            correct += (logits.argmax(dim=1) == target).sum()
+        return loss_sum.item() / len(y), correct.item() / len(y)
+
+    def state_dict(self) -> StateDict:
+        return torch_state_dict(self.model)
+
+    def grad_norms(self) -> dict[str, float]:
+        norms = {name: torch.linalg.vector_norm(p.grad)
+                 for name, p in self.model.named_parameters() if name.endswith(".weight")}
+        return {name: float(norm) for name, norm in norms.items()}
+
+    def save_checkpoint(self, path: Path, meta: dict) -> None:
+        checkpoint.save_pt(path, self.model.state_dict(), meta)

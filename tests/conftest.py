@@ -1,0 +1,23 @@
+"""Fixtures shared by the test modules (helpers without fixtures live in tests/helpers.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import IMAGE_SIDE, learnable_images, write_dataset
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset root of learnable 8x8 images: each class a fixed random pattern plus noise
+    (300 train, 100 test), gzipped IDX files in the torchvision layout."""
+    rng = np.random.default_rng(0)
+    templates = rng.integers(0, 256, (10, IMAGE_SIDE, IMAGE_SIDE))
+    (train_x, train_y), (test_x, test_y) = (learnable_images(n, rng, templates) for n in (300, 100))
+    root = tmp_path_factory.mktemp("data")
+    write_dataset(root / "MNIST" / "raw", {"train_images": train_x, "train_labels": train_y,
+                                           "test_images": test_x, "test_labels": test_y}, gz=True)
+    return root
