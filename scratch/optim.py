@@ -30,6 +30,26 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
+    def state_dict(self) -> dict:
+        """What a continued run needs besides the parameters, named as ``torch.optim`` names it:
+        ``{"state": {parameter index: {name: array}}, ...}`` (arrays are copies)."""
+        return {"state": {index: {name: array.copy() for name, array in arrays.items()}
+                          for index, arrays in self._state().items()}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Continue from :meth:`state_dict`: each state array is copied into this optimizer's."""
+        for index, arrays in self._state().items():
+            for name, array in arrays.items():
+                saved = state_dict["state"][index][name]
+                if saved.shape != array.shape:
+                    raise ValueError(f"optimizer state {index}.{name} has shape {saved.shape}, "
+                                     f"the parameter {array.shape}")
+                np.copyto(array, saved, casting="same_kind")
+
+    def _state(self) -> dict[int, dict[str, np.ndarray]]:
+        """This optimizer's own arrays, by parameter index and name."""
+        return {}
+
 
 class SGD(Optimizer):
     """``torch.optim.SGD``. With g = grad + wd·p: buf = g on the first step and
@@ -53,6 +73,15 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         self.momentum, self.dampening, self.nesterov = momentum, dampening, nesterov
         self.momentum_buffers: list[np.ndarray | None] = [None] * len(self.params)
+
+    def _state(self) -> dict[int, dict[str, np.ndarray]]:
+        return {index: {"momentum_buffer": buf} for index, buf in enumerate(self.momentum_buffers)
+                if buf is not None}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for index, saved in state_dict["state"].items():
+            self.momentum_buffers[int(index)] = np.zeros_like(self.params[int(index)].value)
+        super().load_state_dict(state_dict)
 
     def step(self) -> None:
         for index, p in enumerate(self.params):
@@ -94,6 +123,17 @@ class Adam(Optimizer):
         self.step_count = 0
         self.m = [np.zeros_like(p.value) for p in self.params]
         self.v = [np.zeros_like(p.value) for p in self.params]
+
+    def _state(self) -> dict[int, dict[str, np.ndarray]]:
+        return {index: {"exp_avg": m, "exp_avg_sq": v}
+                for index, (m, v) in enumerate(zip(self.m, self.v))}
+
+    def state_dict(self) -> dict:
+        return super().state_dict() | {"step": self.step_count}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self.step_count = int(state_dict["step"])
 
     def step(self) -> None:
         self.step_count += 1

@@ -25,10 +25,12 @@ from compare.data import (
     read_idx,
 )
 from compare.data import splits as split_loading
+from compare.data.files import SAMPLE, DataNotFoundError
 from tests import helpers
 from tests.helpers import SHARED_SUBSET, idx_bytes, write_idx
 
 N_TRAIN, N_TEST, SIDE = 40, 12, 4
+DOWNLOADABLE = [name for name in DATASETS if name != SAMPLE]
 
 
 def make_arrays(seed: int = 1) -> dict[str, np.ndarray]:
@@ -166,7 +168,7 @@ def test_unknown_dataset(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- missing files / download
 
 
-@pytest.mark.parametrize("dataset", list(DATASETS))
+@pytest.mark.parametrize("dataset", DOWNLOADABLE)
 @pytest.mark.usefixtures("no_torchvision")
 def test_missing_files_download_fails(tmp_path: Path, dataset: str) -> None:
     with pytest.raises(DataError) as info:
@@ -407,3 +409,39 @@ def test_shared_mnist_subset() -> None:
     assert abs(float(np.mean(splits.train_x, dtype=np.float64))) < 1e-4
     assert abs(float(np.mean(splits.test_x, dtype=np.float64))) < 0.05
     assert set(np.unique(splits.train_y)) == set(range(10))
+
+
+# ---------------------------------------------------------------- the bundled sample and its edges
+
+
+def test_the_bundled_sample_loads_anywhere(tmp_path: Path) -> None:
+    """10,000 training and 2,000 test images of real MNIST, whatever data_dir says."""
+    splits = load_splits(tmp_path / "ignored", SAMPLE)
+    assert (len(splits.train_y), len(splits.val_y), len(splits.test_y)) == (9000, 1000, 2000)
+    assert splits.train_x.shape[1] == 784 and set(np.unique(splits.test_y)) == set(range(10))
+    assert 0.12 < splits.mean < 0.14
+
+
+def test_a_folder_in_place_of_a_file_is_named_and_no_download_is_tried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(split_loading, "download", lambda *_: pytest.fail("download tried"))
+    write_dataset(tmp_path)
+    (tmp_path / FILES["test_images"]).unlink()
+    (tmp_path / FILES["test_images"]).mkdir()
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte: is a folder"):
+        load_splits(tmp_path)
+
+
+@pytest.mark.parametrize("role", ["train", "test"])
+def test_a_split_without_images_is_refused_before_training(tmp_path: Path, role: str) -> None:
+    arrays = make_arrays()
+    arrays[f"{role}_images"] = arrays[f"{role}_images"][:0]
+    arrays[f"{role}_labels"] = arrays[f"{role}_labels"][:0]
+    write_dataset(tmp_path, arrays)
+    with pytest.raises(DataError, match=f"{FILES[role + '_images']}: holds no images"):
+        load_splits(tmp_path, val_size=0, download_missing=False)
+
+
+def test_missing_files_are_a_data_not_found_error(tmp_path: Path) -> None:
+    with pytest.raises(DataNotFoundError):
+        load_splits(tmp_path, download_missing=False)

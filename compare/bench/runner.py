@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from compare.bench.worker import BenchConfig, serve
+from compare.errors import CheckError
 
 
 @dataclass
@@ -37,18 +38,20 @@ class BenchRow:
 
 
 Timing = tuple[float, float, float, float]  # epoch, floor, data, plain loop seconds
+POLL_SECONDS = 0.5
 
 
-class BenchError(Exception):
+class BenchError(CheckError):
     """A worker failed: the message names the backend."""
 
 
 class Workers:
-    """One spawned worker process per backend, asked one request at a time."""
+    """One spawned worker process per backend, asked one request at a time; a worker that dies
+    or does not answer within ``timeout`` seconds ends the bench with a BenchError."""
 
-    def __init__(self, config: BenchConfig, backends: list[str]) -> None:
+    def __init__(self, config: BenchConfig, backends: list[str], timeout: float) -> None:
         context = mp.get_context("spawn")
-        self.connections, self.processes = {}, {}
+        self.connections, self.processes, self.timeout = {}, {}, timeout
         for name in backends:
             parent, child = context.Pipe()
             self.processes[name] = context.Process(target=serve, args=(name, config, child),
@@ -56,26 +59,40 @@ class Workers:
             self.processes[name].start()
             self.connections[name] = parent
 
-    def ask(self, name: str, request: object = None, *, send: bool = True) -> object:
+    def ask(self, name: str, request: tuple | None = None, *, send: bool = True) -> object:
         """Send ``request`` (unless not ``send``) and return the worker's answer."""
-        if send:
-            self.connections[name].send(request)
-        status, value = self.connections[name].recv()
+        what = f"{name} worker ({request[0]}, batch {request[1]})" if request else f"{name} worker"
+        connection, process = self.connections[name], self.processes[name]
+        try:
+            if send:
+                connection.send(request)
+            waited = 0.0
+            while not connection.poll(POLL_SECONDS):
+                waited += POLL_SECONDS
+                if not process.is_alive():
+                    raise BenchError(f"{what}: the process died (exit code {process.exitcode})")
+                if waited >= self.timeout:
+                    raise BenchError(f"{what}: no answer within {self.timeout:g} s")
+            status, value = connection.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            raise BenchError(f"{what}: the process died (exit code {process.exitcode})") from None
         if status == "error":
-            raise BenchError(f"{name} worker: {value}")
+            raise BenchError(f"{what}: {value}")
         return value
 
     def close(self) -> None:
+        """Wait briefly for workers that were told to finish; end the others."""
         for name, process in self.processes.items():
-            process.join(timeout=10)
+            process.join(timeout=2)
             if process.is_alive():
                 process.kill()
+                process.join()
             self.connections[name].close()
 
 
 def run_bench(config: BenchConfig, backends: list[str], batch_sizes: list[int], repeats: int,
-              log: Callable[[str], None] = print) -> list[BenchRow]:
-    workers = Workers(config, backends)
+              log: Callable[[str], None] = print, timeout: float = 600.0) -> list[BenchRow]:
+    workers = Workers(config, backends, timeout)
     try:
         for name in backends:
             if workers.ask(name, send=False) and name == "scratch":  # loaded and ready

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing.connection
 import resource
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -185,7 +186,9 @@ def peak_rss_mib() -> float:
 
 def serve(name: str, config: BenchConfig, connection: multiprocessing.connection.Connection
           ) -> None:
-    """The worker's main: answer ("epoch" | "accuracy", batch size) requests until None."""
+    """The worker's main: answer ("epoch" | "accuracy", batch size) requests until None. Ctrl-C
+    is the parent's to handle: it ends the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         worker = Worker(name, config)
         connection.send(("ok", "torch" in sys.modules))

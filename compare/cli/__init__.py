@@ -1,31 +1,69 @@
-"""``python -m compare {parity,train,evaluate,bench}``: exit 0 on success, 1 when a check fails,
-2 on bad arguments or bad data (one line on stderr naming the flag or file)."""
+"""``python -m compare {parity,train,evaluate,bench}``.
+
+Exit status: 0 on success; 1 when a check fails, a run diverges or a bug is hit; 2 on bad
+arguments, data, checkpoints or folders; 130 on Ctrl-C. Every failure is one line on stderr
+naming the flag, file or checkpoint (``--debug`` adds the traceback and shows warnings).
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
+import traceback
+import warnings
 from collections.abc import Sequence
 
+import numpy as np
+
 from compare.cli import bench, evaluate, parity, train
-from compare.cli.flags import Parser, UsageError
-from compare.data import DataError
-from compare.harness.arch import ArchError
-from compare.training.checkpoint import CheckpointError
+from compare.cli.flags import Parser
+from compare.errors import CheckError, InterruptionError, UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="compare", description=__doc__)
+    parser = Parser(prog="compare", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for command in (parity, train, evaluate, bench):
         command.add_parser(commands)
+    for command_parser in commands.choices.values():
+        command_parser.add_argument("--debug", action="store_true",
+                                    help="show the traceback of an error, and warnings")
     return parser
 
 
+def explain(error: BaseException) -> tuple[str, int]:
+    """(what to say, the exit status) for an error that ended a command."""
+    if isinstance(error, KeyboardInterrupt):
+        return "Ctrl-C", InterruptionError.exit_status
+    if isinstance(error, UserError | CheckError | InterruptionError):
+        return str(error), error.exit_status
+    if isinstance(error, MemoryError):
+        return f"out of memory ({error or 'an array did not fit'}); try smaller sizes", 2
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        reason = error.strerror or errno.errorcode.get(error.errno or 0) or str(error)
+        return f"{where}{reason}", 2
+    return (f"internal error: {type(error).__name__}: {error} (run again with --debug for the "
+            "traceback)"), 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; never let a traceback or a warning reach the user without ``--debug``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
-        return args.run(args)
-    except (UsageError, ArchError, DataError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        with warnings.catch_warnings(), np.errstate(all="warn" if debug else "ignore"):
+            if not debug:
+                warnings.simplefilter("ignore")
+            args = build_parser().parse_args(argv)
+            return args.run(args)
+    except (Exception, KeyboardInterrupt) as error:
+        if debug:
+            traceback.print_exc()
+        text, status = explain(error)
+        line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+        kind = "interrupted" if status == InterruptionError.exit_status else "error"
+        print(f"{kind}: {line}", file=sys.stderr)
+        return status

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 from compare.cli import flags
@@ -21,29 +19,35 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=flags.positive_int, default=5)
     parser.add_argument("--lr", type=flags.positive_float, default=0.1)
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    parser.add_argument("--timeout", type=flags.positive_float, default=600.0,
+                        help="seconds a worker may take to answer one request (%(default)s)")
     parser.add_argument("--json", action="store_true", help='print {"rows": [...]}')
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from compare.bench.runner import BenchConfig, BenchError, rows_json, run_bench, table
+    from compare.bench.runner import BenchConfig, rows_json, run_bench, table
     from compare.data import load_splits
+    from compare.harness.arch import parse_dtype
+    from compare.memory import check_fits
 
-    arch = flags.architecture(args)
+    arch = flags.classifier(args)
     backends = args.backends.split(",")
-    if not backends or any(b not in ("scratch", "torch") for b in backends):
-        raise flags.UsageError(f"--backends {args.backends!r}: a comma list of scratch and torch")
+    if sorted(set(backends)) != sorted(backends) or not set(backends) <= {"scratch", "torch"}:
+        raise flags.UsageError(f"--backends {args.backends!r}: scratch, torch or both, joined by "
+                               "','")
     device = flags.resolve_device(args.device) if "torch" in backends else "cpu"
+    check_fits(arch, itemsize=parse_dtype(args.dtype)().itemsize,
+               batch_size=max(args.batch_sizes), networks=2 * len(args.batch_sizes),
+               arrays_per_parameter=3, what="the bench's workers", evaluation_rows=1000)
     # bad data fails here, once, before the workers; the bench trains on the whole training file
-    load_splits(Path(args.data_dir), args.dataset, val_size=0)
+    splits = load_splits(Path(args.data_dir), args.dataset, val_size=0)
+    flags.check_input_width(arch, splits.train_x.shape[1], args.dataset)
+    del splits
     config = BenchConfig(args.data_dir, args.dataset, arch, args.dtype, args.lr, args.seed,
                          device)
-    out = sys.stderr if args.json else sys.stdout
-    try:
-        rows = run_bench(config, backends, args.batch_sizes, args.repeats,
-                         log=lambda line: print(line, file=out, flush=True))
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(json.dumps(rows_json(rows)) if args.json else table(rows))
+    out = flags.output(args)
+    rows = run_bench(config, backends, args.batch_sizes, args.repeats,
+                     log=lambda line: print(line, file=out, flush=True), timeout=args.timeout)
+    print(flags.strict_json(rows_json(rows)) if args.json else table(rows))
     return 0

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+import json
+import math
+import sys
+from typing import NoReturn, TextIO
 
+from compare.errors import UserError
 from compare.harness.arch import Architecture, parse_dtype
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """Bad arguments or input data: reported in one line, exit status 2."""
 
 
@@ -27,14 +31,61 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
+    return value
+
+
+def _finite(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
+        value = math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+def positive_float(text: str) -> float:
+    if not _finite(text) > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+    return float(text)
+
+
+def non_negative_float(text: str) -> float:
+    if not _finite(text) >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return float(text)
+
+
+def momentum_factor(text: str) -> float:
+    if not 0 <= _finite(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text}")
+    return float(text)
+
+
+MAX_RUN_NAME = 200
+
+
+def run_name(text: str) -> str:
+    """A folder name inside --logdir: no path separators, not '.' or '..', not too long."""
+    if not text or text in (".", "..") or "/" in text or "\\" in text or "\0" in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a folder name inside --logdir (no '/', not '.' or '..')")
+    if len(text.encode()) > MAX_RUN_NAME:
+        raise argparse.ArgumentTypeError(
+            f"is {len(text.encode())} bytes long; at most {MAX_RUN_NAME}")
+    return text
+
+
+def given(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The flags whose values differ from their defaults (so: the ones given), as ``--name``."""
+    return [action.option_strings[0] for action in parser._actions
+            if action.option_strings and action.dest not in ("help", "debug")
+            and getattr(args, action.dest) != action.default]
 
 
 def int_list(text: str) -> list[int]:
@@ -52,13 +103,51 @@ def add_network_flags(parser: argparse.ArgumentParser, *, dtype: str) -> None:
                         help="layer widths, input first and classes last (default %(default)s)")
     parser.add_argument("--activation", default="relu", help="relu, sigmoid or tanh (%(default)s)")
     parser.add_argument("--dtype", default=dtype, help="float32 or float64 (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="fixes every random draw (%(default)s)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="fixes every random draw (%(default)s)")
 
 
 def architecture(args: argparse.Namespace) -> Architecture:
     """The network the flags describe (``--arch``, ``--activation``, ``--dtype`` checked)."""
     parse_dtype(args.dtype)
     return Architecture.parse(args.arch, args.activation)
+
+
+def strict_json(value: object) -> str:
+    """``value`` as strict JSON: a non-finite float (an infinite relative error, say) is null."""
+    def finite(item: object) -> object:
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: finite(inner) for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return [finite(inner) for inner in item]
+        return item
+
+    return json.dumps(finite(value), allow_nan=False)
+
+
+def output(args: argparse.Namespace) -> TextIO:
+    """Where progress lines go: stderr when stdout carries ``--json``."""
+    return sys.stderr if getattr(args, "json", False) else sys.stdout
+
+
+NUM_CLASSES = 10
+
+
+def classifier(args: argparse.Namespace) -> Architecture:
+    """:func:`architecture`, checked to end in one output per digit class."""
+    arch = architecture(args)
+    if arch.widths[-1] != NUM_CLASSES:
+        raise UsageError(f"--arch {arch.spec}: the last width must be the number of classes, "
+                         f"{NUM_CLASSES}")
+    return arch
+
+
+def check_input_width(arch: Architecture, features: int, dataset: str) -> None:
+    if features != arch.widths[0]:
+        raise UsageError(f"--arch {arch.spec}: the input width must be the image size "
+                         f"{features} of {dataset}")
 
 
 def resolve_device(requested: str) -> str:

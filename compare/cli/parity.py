@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from compare.cli.flags import add_network_flags, architecture, positive_int
+from compare.cli.flags import add_network_flags, architecture, positive_int, strict_json
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -17,9 +16,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from compare.harness.arch import parse_dtype
     from compare.harness.parity import run_parity
+    from compare.memory import check_fits
 
-    report = run_parity(architecture(args), dtype=args.dtype, batch_size=args.batch_size,
-                        seed=args.seed)
-    print(json.dumps(report.to_json()) if args.json else report.table())
+    arch = architecture(args)
+    check_fits(arch, itemsize=parse_dtype(args.dtype)().itemsize, batch_size=args.batch_size,
+               networks=2, arrays_per_parameter=2, what="comparing both twins")
+    report = run_parity(arch, dtype=args.dtype, batch_size=args.batch_size, seed=args.seed)
+    print(strict_json(report.to_json()) if args.json else report.table())
     return 0 if report.ok else 1

@@ -1,114 +1,187 @@
-"""``compare train``: train scratch, torch or both on MNIST, logging to TensorBoard."""
+"""``compare train``: train scratch, torch or both on MNIST, logging to TensorBoard; or continue
+a run with ``--resume``."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from compare.cli.flags import (
-    UsageError,
-    add_network_flags,
-    architecture,
-    positive_float,
-    positive_int,
-    resolve_device,
-)
+from compare.cli import flags
+from compare.cli.flags import UsageError
+from compare.cli.resume import RESUME_FLAGS
 from compare.data import DATASETS, Splits
+from compare.data.files import SAMPLE, SAMPLE_DIR, DataNotFoundError
 from compare.harness.arch import Architecture, parse_dtype
 from compare.training.config import SCHEDULES, TrainConfig
 from compare.training.optimizers import OPTIMIZER_NAMES, OptimizerSpec
+
+DEFAULT_DATA_DIR = "data"
+EVALUATION_ROWS = 1000  # the backends evaluate 1000 images at a time
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train scratch, torch or both on MNIST")
     parser.add_argument("--backend", choices=["scratch", "torch", "both"], default="both")
-    add_network_flags(parser, dtype="float32")
-    parser.add_argument("--epochs", type=positive_int, default=10)
-    parser.add_argument("--batch-size", type=positive_int, default=64)
-    parser.add_argument("--lr", type=positive_float, default=0.1)
+    flags.add_network_flags(parser, dtype="float32")
+    parser.add_argument("--epochs", type=flags.positive_int, default=10)
+    parser.add_argument("--batch-size", type=flags.positive_int, default=64)
+    parser.add_argument("--lr", type=flags.positive_float, default=0.1)
     parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="sgd")
-    parser.add_argument("--momentum", type=float, default=0.9, help="for --optimizer momentum")
+    parser.add_argument("--momentum", type=flags.momentum_factor, default=None,
+                        help="for --optimizer momentum (default 0.9)")
     parser.add_argument("--nesterov", action="store_true", help="for --optimizer momentum")
-    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--weight-decay", type=flags.non_negative_float, default=0.0)
     parser.add_argument("--schedule", choices=SCHEDULES, default="constant",
                         help="learning rate per epoch: constant, or cosine decay to 0")
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
                         help="for the torch backend; scratch always runs on the CPU")
-    parser.add_argument("--data-dir", default="data", help="dataset root or folder of IDX files")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"dataset root or folder of IDX files (default {DEFAULT_DATA_DIR}/; "
+                             f"when left out and MNIST is neither there nor downloadable, the "
+                             f"bundled sample is used)")
     parser.add_argument("--dataset", choices=list(DATASETS), default="mnist")
-    parser.add_argument("--val-size", type=int, default=None,
+    parser.add_argument("--no-download", action="store_true", help="never use the network")
+    parser.add_argument("--val-size", type=flags.non_negative_int, default=None,
                         help="validation images carved from the training set (default 5000, "
                              "or 10%% when the training set is smaller than 50,000; "
                              "0: train on all of it and log no validation figures)")
     parser.add_argument("--logdir", default="runs")
-    parser.add_argument("--run-name", default=None)
+    parser.add_argument("--run-name", type=flags.run_name, default=None)
     parser.add_argument("--lockstep", action="store_true",
                         help="compare the twins after every step (needs --backend both)")
+    parser.add_argument("--resume", metavar="RUN_DIR", default=None,
+                        help="continue the run in RUN_DIR with its own settings (only "
+                             f"{', '.join(RESUME_FLAGS)} may be given)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per backend at the end")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, parser=parser)
+
+
+def check_flags(args: argparse.Namespace) -> Architecture:
+    """Every flag and combination, before any work starts; the network the flags describe."""
+    arch = flags.classifier(args)
+    if args.lockstep and args.backend != "both":
+        raise UsageError("--lockstep compares the twins step by step: it needs --backend both")
+    if args.optimizer != "momentum":
+        for flag, value in [("--momentum", args.momentum), ("--nesterov", args.nesterov)]:
+            if value not in (None, False):
+                raise UsageError(f"{flag} is a setting of --optimizer momentum, not of "
+                                 f"--optimizer {args.optimizer}")
+    if args.dataset == SAMPLE and args.data_dir is not None:
+        raise UsageError(f"--dataset {SAMPLE} is bundled with the program: leave out --data-dir")
+    if Path(args.logdir).exists() and not Path(args.logdir).is_dir():
+        raise UsageError(f"--logdir {args.logdir}: is a file, not a folder")
+    return arch
 
 
 def train_config(args: argparse.Namespace, arch: Architecture, device: str) -> TrainConfig:
-    try:
-        optimizer = OptimizerSpec.create(args.optimizer, args.lr, momentum=args.momentum,
-                                         nesterov=args.nesterov, weight_decay=args.weight_decay)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    momentum = 0.9 if args.momentum is None else args.momentum
+    optimizer = OptimizerSpec.create(args.optimizer, args.lr, momentum=momentum,
+                                     nesterov=args.nesterov, weight_decay=args.weight_decay)
     return TrainConfig(arch, optimizer, args.epochs, args.batch_size, args.seed, args.dtype,
                        device, args.schedule)
 
 
-def unused_run_dir(logdir: Path, run_name: str) -> Path:
-    """``logdir/run_name``, or ``run_name-2``, ``-3``... when taken: old runs are never mixed."""
-    candidate, suffix = logdir / run_name, 1
-    while candidate.exists():
-        suffix += 1
-        candidate = logdir / f"{run_name}-{suffix}"
-    return candidate
+def check_memory(config: TrainConfig, backends: list[str]) -> None:
+    from compare.memory import check_fits
+
+    slots = {"sgd": 0, "momentum": 1, "adam": 2}[config.optimizer.name]
+    check_fits(config.arch, itemsize=parse_dtype(config.dtype)().itemsize,
+               batch_size=config.batch_size, networks=len(backends),
+               arrays_per_parameter=3 + slots, what=f"training {' and '.join(backends)}",
+               evaluation_rows=EVALUATION_ROWS)
 
 
-def run_meta(args: argparse.Namespace, arch: Architecture, splits: Splits) -> dict:
-    """What a checkpoint needs to rebuild the network and its data."""
-    return {"arch": arch.spec, "activation": arch.activation, "dtype": args.dtype,
-            "dataset": args.dataset, "data_dir": str(Path(args.data_dir).resolve()),
-            "val_size": len(splits.val_y), "seed": args.seed, "mean": splits.mean,
+def load_data(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Splits, str]:
+    """The splits and the dataset they are; the bundled sample when ``--data-dir`` was left out
+    and MNIST is neither in data/ nor downloadable."""
+    from compare.data import load_splits
+
+    def load(data_dir: Path, dataset: str) -> Splits:
+        return load_splits(data_dir, dataset, val_size=args.val_size, seed=args.seed,
+                           dtype=parse_dtype(args.dtype), download_missing=not args.no_download)
+
+    try:
+        return load(Path(args.data_dir or DEFAULT_DATA_DIR), args.dataset), args.dataset
+    except DataNotFoundError:
+        if args.data_dir is not None or args.dataset != "mnist":
+            raise
+    splits = load(SAMPLE_DIR, SAMPLE)
+    log(f"mnist: not in {DEFAULT_DATA_DIR}/ and not downloadable: training on the bundled sample "
+        f"of {len(splits.train_y) + len(splits.val_y)} training and {len(splits.test_y)} test "
+        f"images instead (for the full set, put its IDX files in {DEFAULT_DATA_DIR}/MNIST/raw/)")
+    return splits, SAMPLE
+
+
+def reserve_run_dir(logdir: Path, name: str) -> Path:
+    """Create ``logdir/name``, or ``name-2``, ``-3``... when taken, atomically: two runs started
+    together never share a folder, and old runs are never mixed with new ones."""
+    logdir.mkdir(parents=True, exist_ok=True)
+    suffix = 1
+    while True:
+        candidate = logdir / (name if suffix == 1 else f"{name}-{suffix}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            suffix += 1
+
+
+def run_meta(args: argparse.Namespace, config: TrainConfig, splits: Splits, dataset: str,
+             backends: list[str]) -> dict:
+    """What a checkpoint needs to rebuild the network and its data, and to continue the run."""
+    data_dir = SAMPLE_DIR if dataset == SAMPLE else Path(args.data_dir or DEFAULT_DATA_DIR)
+    return {"arch": config.arch.spec, "activation": config.arch.activation,
+            "dtype": config.dtype, "dataset": dataset, "data_dir": str(data_dir.resolve()),
+            "val_size": len(splits.val_y), "seed": config.seed, "mean": splits.mean,
             "std": splits.std,
-            "sizes": f"{len(splits.train_y)} / {len(splits.val_y)} / {len(splits.test_y)}"}
+            "sizes": f"{len(splits.train_y)} / {len(splits.val_y)} / {len(splits.test_y)}",
+            "config": config.to_json(), "backends": backends, "lockstep": args.lockstep}
 
 
 def run(args: argparse.Namespace) -> int:
-    from compare.data import load_splits
-    from compare.harness.lockstep import train_lockstep
-    from compare.training.loop import train
-    from compare.training.run_log import TrainingError
+    if args.resume is not None:
+        from compare.cli.resume import resume
 
-    arch = architecture(args)
+        return resume(args, flags.given(args.parser, args))
+    arch = check_flags(args)
     backends = ["scratch", "torch"] if args.backend == "both" else [args.backend]
-    if args.lockstep and args.backend != "both":
-        raise UsageError("--lockstep compares the twins step by step: it needs --backend both")
-    config = train_config(args, arch, resolve_device(args.device) if "torch" in backends else "cpu")
-    splits = load_splits(Path(args.data_dir), args.dataset, val_size=args.val_size,
-                         seed=args.seed, dtype=parse_dtype(args.dtype))
-    if splits.train_x.shape[1] != arch.widths[0]:
-        raise UsageError(f"--arch {arch.spec}: the input width must be the image size "
-                         f"{splits.train_x.shape[1]} of {args.dataset}")
-    run_dir = unused_run_dir(Path(args.logdir), args.run_name or (
-        f"{args.dataset}-{arch.spec}-{arch.activation}-{args.optimizer}-lr{args.lr:g}"
+    device = flags.resolve_device(args.device) if "torch" in backends else "cpu"
+    config = train_config(args, arch, device)
+    check_memory(config, backends)
+    out = flags.output(args)
+    splits, dataset = load_data(args, lambda line: print(line, file=out))
+    flags.check_input_width(arch, splits.train_x.shape[1], dataset)
+    run_dir = reserve_run_dir(Path(args.logdir), args.run_name or (
+        f"{dataset}-{arch.spec}-{arch.activation}-{args.optimizer}-lr{args.lr:g}"
         f"-bs{args.batch_size}-{args.dtype}-seed{args.seed}"))
-    meta = run_meta(args, arch, splits)
-    out = sys.stderr if args.json else sys.stdout
-    print(f"{args.dataset} from {splits.source['train_images'].parent}: train/val/test "
+    meta = run_meta(args, config, splits, dataset, backends)
+    print(f"{dataset} from {splits.source['train_images'].parent}: train/val/test "
           f"{meta['sizes']}, pixels normalized with mean {splits.mean:.4f}, std "
           f"{splits.std:.4f}; logging to {run_dir}", file=out)
+    return train_run(args, config, splits, run_dir, meta, backends, {})
+
+
+def train_run(args: argparse.Namespace, config: TrainConfig, splits: Splits, run_dir: Path,
+              meta: dict, backends: list[str], saved: dict) -> int:
+    """Train (or continue) the run in ``run_dir``; a fresh run's folder is removed when it is
+    stopped before its first checkpoint."""
+    from compare.harness.lockstep import train_lockstep
+    from compare.training.loop import train
+
+    out = flags.output(args)
     log = lambda line: print(line, file=out, flush=True)  # noqa: E731
     try:
-        results = (train_lockstep(config, splits, run_dir, meta, log=log) if args.lockstep else
-                   train(backends, config, splits, run_dir, meta, log=log, quiet=args.json))
-    except TrainingError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        results = (train_lockstep(config, splits, run_dir, meta, log=log, saved=saved)
+                   if meta["lockstep"] else
+                   train(backends, config, splits, run_dir, meta, log=log, quiet=args.json,
+                         saved=saved))
+    except BaseException:
+        if not saved and not any(run_dir.glob("*/checkpoint.*")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     for result in results if args.json else []:
         print(result.to_json())
     return 0

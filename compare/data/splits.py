@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from compare.data.files import check_dataset, download, find_idx_files, not_found_text
+from compare.data.files import (
+    SAMPLE,
+    SAMPLE_DIR,
+    DataNotFoundError,
+    check_dataset,
+    download,
+    find_idx_files,
+    not_found_text,
+)
 from compare.data.idx import (
     IMAGE_NDIM,
     DataError,
@@ -146,7 +154,8 @@ def _locate(data_dir: Path, dataset: str, download_missing: bool) -> dict[str, P
         files = find_idx_files(data_dir, dataset)
     if files is None:
         how = "download succeeded but" if download_missing else "download not requested and"
-        raise DataError(f"{not_found_text(data_dir, dataset)} ({how} the files are missing)")
+        raise DataNotFoundError(f"{not_found_text(data_dir, dataset)} ({how} the files are "
+                                "missing)")
     return files
 
 
@@ -158,6 +167,9 @@ def _read_checked_labels(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray
         dims[split] = idx_dims(files[f"{split}_images"])
         _check_pair(dims[split], labels[split], files[f"{split}_images"],
                     files[f"{split}_labels"])
+        if not len(labels[split]):
+            raise DataError(f"{files[f'{split}_images']}: holds no images; the {split} split "
+                            "needs at least one")
     if dims["train"][1:] != dims["test"][1:]:
         raise DataError(
             f"image sizes differ: {files['train_images']} has {shape_text(dims['train'][1:])}, "
@@ -197,13 +209,16 @@ def load_splits(
     only. x arrays are (N, H*W) in ``dtype``, y arrays (N,) int64.
 
     Raises:
-        DataError: unknown dataset, missing or invalid files, or val_size out of range.
+        DataError: unknown dataset, invalid files, empty splits, or val_size out of range;
+            DataNotFoundError when the files are missing and not downloaded.
         ValueError: ``dtype`` is not a floating-point dtype.
     """
     float_dtype = np.dtype(dtype)
     if float_dtype.kind != "f":
         raise ValueError(f"dtype must be a floating-point dtype, got {float_dtype}")
     check_dataset(dataset)
+    if dataset == SAMPLE:  # shipped with the package: never elsewhere, never downloaded
+        data_dir, download_missing = SAMPLE_DIR, False
     files = _locate(Path(data_dir), dataset, download_missing)
     train_labels, test_labels = _read_checked_labels(files)
     is_val = _validation_rows(len(train_labels), val_size, seed, files["train_images"])

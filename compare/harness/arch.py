@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import scratch
+from compare.errors import UserError
 
 if TYPE_CHECKING:
     import torch
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
-class ArchError(ValueError):
+class ArchError(UserError, ValueError):
     """A malformed ``--arch``, ``--activation`` or ``--dtype``; the message names the flag."""
 
 

@@ -15,11 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from compare.data import Splits
+from compare.errors import InterruptionError
 from compare.harness import tolerance
 from compare.harness.arch import Architecture, parse_dtype
 from compare.training.backend import BACKEND_NAMES, Backend, Loader, build_backend
-from compare.training.config import EpochOrders, TrainConfig, batch_bounds
-from compare.training.loop import evaluate
+from compare.training.checkpoint import Checkpoint
+from compare.training.config import EpochOrders, Position, TrainConfig, batch_bounds
+from compare.training.interrupt import StopRequest
+from compare.training.loop import close_epoch, remaining_epochs, resume_command, start_position
 from compare.training.optimizers import OptimizerSpec
 from compare.training.run_log import BackendResult, RunLog, TrainingError
 from compare.training.tensorboard_writer import SummaryWriter
@@ -65,41 +68,55 @@ def compare_step(backends: list[Backend], parity: SummaryWriter, step: int, conf
 
 
 def lockstep_epoch(backends: list[Backend], loaders: list[Loader], order: np.ndarray,
-                   config: TrainConfig, parity: SummaryWriter, first_step: int) -> list[float]:
-    """One epoch of both twins, step by step; the seconds each twin spent on its own steps."""
+                   config: TrainConfig, parity: SummaryWriter, begun: Position,
+                   stop: StopRequest) -> list[float]:
+    """The rest of an epoch of both twins, step by step, until the end or ``stop``; the seconds
+    each twin spent on its own steps."""
+    steps = len(batch_bounds(len(order), config.batch_size))
     seconds = [0.0 for _ in backends]
     for backend in backends:
-        backend.start_epoch(len(batch_bounds(len(order), config.batch_size)))
-    batches = zip(*(loader.batches(order, config.batch_size) for loader in loaders))
-    for step, step_batches in enumerate(batches, start=first_step):
+        backend.start_epoch(steps - begun.step)
+    batches = zip(*(loader.batches(order, config.batch_size, begun.step) for loader in loaders))
+    for step, step_batches in enumerate(batches, start=begun.epoch * steps + begun.step + 1):
         for index, (backend, (x, y)) in enumerate(zip(backends, step_batches)):
             started = time.perf_counter()
             backend.train_step(x, y)
             seconds[index] += time.perf_counter() - started
         compare_step(backends, parity, step, config)
+        if stop.requested:
+            break
     return seconds
 
 
 def train_lockstep(config: TrainConfig, splits: Splits, run_dir: Path, meta: dict, *,
-                   log: Callable[[str], None] = print) -> list[BackendResult]:
-    """Train both twins together, comparing them after every step; each twin's events and
-    checkpoints are those a training run writes."""
-    backends = [build_backend(name, config) for name in BACKEND_NAMES]
+                   log: Callable[[str], None] = print, saved: dict[str, Checkpoint] | None = None
+                   ) -> list[BackendResult]:
+    """Train both twins together (or continue them from their checkpoints in ``saved``),
+    comparing them after every step; each twin's events and checkpoints are those a training
+    run writes."""
+    saved = saved or {}
+    backends = [build_backend(name, config, saved.get(name)) for name in BACKEND_NAMES]
     loaders = [backend.loader(splits.train_x, splits.train_y) for backend in backends]
-    orders = EpochOrders(len(splits.train_y), config.seed)
-    steps = len(batch_bounds(len(splits.train_y), config.batch_size))
-    with ExitStack() as stack, blas_thread_policy(config.batch_size):
-        runs = [stack.enter_context(RunLog(b, run_dir, config, meta, log)) for b in backends]
+    with ExitStack() as stack:
+        stack.enter_context(blas_thread_policy(config.batch_size))
+        stop = stack.enter_context(StopRequest())
+        runs = [stack.enter_context(RunLog(backend, run_dir, config, meta, log,
+                                           saved[backend.name].meta if saved else None))
+                for backend in backends]
         parity = stack.enter_context(SummaryWriter(run_dir / "parity"))
-        for backend, run in zip(backends, runs):
-            run.start(backend)
-        for epoch in range(1, config.epochs + 1):
+        positions = [start_position(run, b, saved.get(b.name)) for b, run in zip(backends, runs)]
+        position = positions[0]  # both twins were checkpointed together
+        orders = EpochOrders(len(splits.train_y), config.seed, position.shuffle_state)
+        for begun, order in remaining_epochs(position, config, orders):
             for backend in backends:
-                backend.lr = config.lr_at(epoch - 1)
-            seconds = lockstep_epoch(backends, loaders, orders.next(), config, parity,
-                                     (epoch - 1) * steps + 1)
-            for backend, run, spent in zip(backends, runs, seconds):
-                run.end_epoch(backend, epoch, backend.step_losses(), spent,
-                              evaluate(backend, splits.val_x, splits.val_y))
+                backend.lr = config.lr_at(begun.epoch)
+            seconds = lockstep_epoch(backends, loaders, order, config, parity, begun, stop)
+            closed = [close_epoch(run, backend, splits, begun, backend.step_losses(), spent,
+                                  orders.state())
+                      for backend, run, spent in zip(backends, runs, seconds)]
+            if not all(closed) or (stop.requested and begun.epoch + 1 < config.epochs):
+                raise InterruptionError(
+                    f"stopped by Ctrl-C in epoch {begun.epoch + 1}; checkpoints in {run_dir}; "
+                    f"resume with: {resume_command(run_dir)}")
         return [run.finish(backend, backend.evaluate(splits.test_x, splits.test_y)[1])
                 for backend, run in zip(backends, runs)]

@@ -11,7 +11,9 @@ import numpy as np
 from compare.harness.twins import StateDict, build_twins
 
 if TYPE_CHECKING:
+    from compare.training.checkpoint import Checkpoint
     from compare.training.config import TrainConfig
+    from compare.training.optimizers import OptimizerSpec
 
 BACKEND_NAMES = ("scratch", "torch")
 
@@ -60,12 +62,21 @@ class Backend(Protocol):
         """L2 norm of the last step's gradient of each Linear weight, by parameter name."""
         ...
 
-    def save_checkpoint(self, path: Path, meta: dict) -> None: ...
+    def save_checkpoint(self, path: Path, meta: dict, progress: dict[str, np.ndarray]) -> None:
+        """Weights, optimizer state, ``meta`` and the interrupted epoch's ``progress`` arrays."""
+        ...
+
+    def load_optimizer_state(self, state: dict) -> None:
+        """Continue from the optimizer state a checkpoint of this twin holds."""
+        ...
 
 
-def build_backend(name: str, config: TrainConfig) -> Backend:
+def build_backend(name: str, config: TrainConfig, saved: Checkpoint | None = None) -> Backend:
     """The twin ``name`` with its optimizer, holding the initial weights drawn from
-    ``config.seed`` (the torch twin gets a copy of the scratch draw)."""
+    ``config.seed`` (the torch twin gets a copy of the scratch draw), or, to continue a run,
+    the weights and optimizer state of its checkpoint ``saved``."""
+    if saved is not None:
+        return _restore(name, config, saved)
     if name == "scratch":
         from compare.training.scratch_backend import ScratchBackend
 
@@ -78,14 +89,31 @@ def build_backend(name: str, config: TrainConfig) -> Backend:
     return TorchBackend(torch_model, config.optimizer)
 
 
-def evaluation_backend(model: Any) -> Backend:
-    """A backend without an optimizer around a network of either twin: it only evaluates."""
+def evaluation_backend(model: Any, optimizer: OptimizerSpec | None = None) -> Backend:
+    """The backend around a network of either twin; without an ``optimizer`` it only
+    evaluates."""
     import scratch
 
     if isinstance(model, scratch.Sequential):
         from compare.training.scratch_backend import ScratchBackend
 
-        return ScratchBackend(model)
+        return ScratchBackend(model, optimizer)
     from compare.training.torch_backend import TorchBackend
 
-    return TorchBackend(model)
+    return TorchBackend(model, optimizer)
+
+
+def _restore(name: str, config: TrainConfig, saved: Checkpoint) -> Backend:
+    from compare.training.checkpoint import CheckpointError, network
+
+    if saved.optimizer is None:
+        raise CheckpointError(f"{saved.path}: this checkpoint format holds no optimizer state; "
+                              "it can be evaluated but not resumed")
+    backend = evaluation_backend(network(saved, name, device=config.device), config.optimizer)
+    try:
+        backend.load_optimizer_state(saved.optimizer)
+    except (KeyError, ValueError, TypeError, IndexError) as error:
+        raise CheckpointError(f"{saved.path}: its optimizer state does not fit the run's "
+                              f"{config.optimizer.name} optimizer ({type(error).__name__}: "
+                              f"{error})") from None
+    return backend

@@ -1,13 +1,14 @@
 """Checkpoints in safe formats, written atomically, loadable into either twin.
 
 Both twins save the same state dict: PyTorch's parameter names (``0.weight``, ``0.bias``...) and
-PyTorch's layout (weights (out, in)), plus a JSON ``meta`` that rebuilds the network and its
-input normalization.
+PyTorch's layout (weights (out, in)), plus a JSON ``meta`` that rebuilds the network, its input
+normalization and the run, the optimizer's state, and what the interrupted epoch recorded so far
+(``progress``), so that a run continues exactly.
 
-- scratch: ``checkpoint.npz``, one array per parameter and ``meta``, read with
-  ``allow_pickle=False``;
-- torch: ``checkpoint.pt``, ``{"state_dict": ..., "meta": JSON string}``, read with
-  ``weights_only=True``.
+- scratch: ``checkpoint.npz``, read with ``allow_pickle=False``: one array per parameter,
+  ``optimizer/<index>/<name>`` and ``progress/<name>`` arrays, and ``meta``;
+- torch: ``checkpoint.pt``, read with ``weights_only=True``: ``{"state_dict", "optimizer"
+  (torch.optim's state_dict), "progress", "meta" (a JSON string)}``.
 
 Format 1 (before the state dict was shared) stored scratch weights as ``<index>.W`` (in, out)
 and ``<index>.b``; such files still load.
@@ -19,13 +20,16 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 import scratch
-from compare.harness.arch import ArchError, Architecture
+from compare.data.files import DATASETS
+from compare.errors import UserError
+from compare.harness.arch import DTYPES, ArchError, Architecture
 from compare.harness.twins import (
     StateDict,
     load_scratch_state_dict,
@@ -39,14 +43,34 @@ if TYPE_CHECKING:
 
 FORMAT = 2
 SUFFIXES = {"scratch": ".npz", "torch": ".pt"}
+NETWORK_KEYS = {"arch": str, "activation": str, "dtype": str}
+DATA_KEYS = {"dataset": str, "data_dir": str, "val_size": int, "seed": int, "mean": float,
+             "std": float}
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint that cannot be read or does not describe a network; names the file."""
 
 
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds: the state dict as NumPy arrays, the twin's own optimizer
+    state (None in format 1), the interrupted epoch's records, and ``meta``."""
+
+    path: Path
+    written_by: str
+    meta: dict
+    state: StateDict
+    optimizer: dict | None = None
+    progress: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def architecture(self) -> Architecture:
+        return Architecture.parse(self.meta["arch"], self.meta["activation"])
+
+
 def write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """``write(file)`` into a temporary file beside ``path``, then rename it over ``path``."""
+    """``write(file)`` into a temporary file beside ``path``, then rename it over ``path`` and
+    sync the folder, so that ``path`` is always a whole checkpoint, old or new."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
@@ -57,19 +81,36 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
-def save_npz(path: Path, state: StateDict, meta: dict) -> None:
-    """The scratch twin's checkpoint."""
-    text = json.dumps(meta | {"format": FORMAT})
-    write_atomically(path, lambda file: np.savez(file, meta=np.array(text), **state))
+def save_npz(path: Path, state: StateDict, meta: dict, optimizer: dict | None = None,
+             progress: Mapping[str, np.ndarray] | None = None) -> None:
+    """The scratch twin's checkpoint; ``optimizer`` is a ``scratch.optim`` state_dict."""
+    optimizer = optimizer or {}
+    arrays = dict(state)
+    scalars = {key: value for key, value in optimizer.items() if key != "state"}
+    for index, named in optimizer.get("state", {}).items():
+        arrays |= {f"optimizer/{index}/{name}": array for name, array in named.items()}
+    arrays |= {f"progress/{name}": array for name, array in (progress or {}).items()}
+    text = json.dumps(meta | {"format": FORMAT, "optimizer_scalars": scalars})
+    write_atomically(path, lambda file: np.savez(file, meta=np.array(text), **arrays))
 
 
-def save_pt(path: Path, state: Mapping[str, Any], meta: dict) -> None:
-    """The torch twin's checkpoint (``state`` holds tensors, saved from the CPU)."""
+def save_pt(path: Path, state: Mapping[str, Any], meta: dict, optimizer: dict | None = None,
+            progress: Mapping[str, np.ndarray] | None = None) -> None:
+    """The torch twin's checkpoint (``state`` holds tensors, saved from the CPU; ``optimizer``
+    is a ``torch.optim`` state_dict)."""
     import torch
 
     saved = {"state_dict": {name: value.detach().cpu() for name, value in state.items()},
+             "optimizer": optimizer,
+             "progress": {name: torch.from_numpy(array) for name, array in
+                          (progress or {}).items()},
              "meta": json.dumps(meta | {"format": FORMAT})}
     write_atomically(path, lambda file: torch.save(saved, file))
 
@@ -85,35 +126,79 @@ def _upgrade_format_1(arrays: dict[str, np.ndarray]) -> StateDict:
     return state
 
 
-def _read_npz(path: Path) -> tuple[dict, StateDict]:
+def _read_npz(path: Path) -> Checkpoint:
     with np.load(path, allow_pickle=False) as archive:
         meta = json.loads(str(archive["meta"]))
         arrays = {key: archive[key] for key in archive.files if key != "meta"}
-    return meta, (arrays if meta.get("format") else _upgrade_format_1(arrays))
+    if not isinstance(meta, dict):
+        return Checkpoint(path, "scratch", meta, {})  # refused by check_meta
+    if not meta.get("format"):
+        return Checkpoint(path, "scratch", meta, _upgrade_format_1(arrays))
+    optimizer: dict = {"state": {}, **meta.pop("optimizer_scalars", {})}
+    for key, array in arrays.items():
+        if key.startswith("optimizer/"):
+            _, index, name = key.split("/")
+            optimizer["state"].setdefault(int(index), {})[name] = array
+    progress = {key.split("/", 1)[1]: a for key, a in arrays.items() if key.startswith("progress/")}
+    state = {key: array for key, array in arrays.items() if "/" not in key}
+    return Checkpoint(path, "scratch", meta, state, optimizer, progress)
 
 
-def _read_pt(path: Path) -> tuple[dict, StateDict]:
+def _read_pt(path: Path) -> Checkpoint:
     import torch
 
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    return json.loads(saved["meta"]), {k: v.numpy() for k, v in saved["state_dict"].items()}
+    state = {name: value.numpy() for name, value in saved["state_dict"].items()}
+    progress = {name: value.numpy() for name, value in saved.get("progress", {}).items()}
+    return Checkpoint(path, "torch", json.loads(saved["meta"]), state, saved.get("optimizer"),
+                      progress)
 
 
-def read(path: Path) -> tuple[str, dict, StateDict]:
-    """(the twin that wrote it, meta, state dict) of the checkpoint at ``path``."""
-    readers = {SUFFIXES["scratch"]: ("scratch", _read_npz), SUFFIXES["torch"]: ("torch", _read_pt)}
+def check_meta(path: Path, meta: object, keys: Mapping[str, type]) -> None:
+    """``meta`` is a JSON object holding ``keys`` with values of their types."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: meta is a {type(meta).__name__}, not an object: not a "
+                              "checkpoint of this program")
+    for key, kind in keys.items():
+        value = meta.get(key)
+        allowed = (int, float) if kind is float else (kind,)
+        if isinstance(value, bool) != (kind is bool) or not isinstance(value, allowed):
+            raise CheckpointError(f"{path}: meta {key!r} should be a {kind.__name__}, found "
+                                  f"{value!r}")
+    choices = {"dtype": DTYPES, "dataset": DATASETS}
+    for key in choices.keys() & keys.keys():
+        if meta[key] not in choices[key]:
+            raise CheckpointError(f"{path}: meta {key} {meta[key]!r} is not one of "
+                                  f"{', '.join(choices[key])}")
+
+
+def _check_arrays(path: Path, state: StateDict) -> None:
+    """Real floating-point weights, every one finite."""
+    for name, array in state.items():
+        if array.dtype.kind != "f":
+            raise CheckpointError(f"{path}: {name} holds {array.dtype} values, not real "
+                                  "floating-point weights")
+        if not np.all(np.isfinite(array)):
+            raise CheckpointError(f"{path}: {name} holds non-finite weights (NaN or inf): the run "
+                                  "that wrote it diverged; use an earlier checkpoint")
+
+
+def read(path: Path) -> Checkpoint:
+    """The checkpoint at ``path``, its meta and weights checked."""
+    readers = {SUFFIXES["scratch"]: _read_npz, SUFFIXES["torch"]: _read_pt}
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.suffix not in readers:
         raise CheckpointError(f"{path}: unknown checkpoint type; expected a .npz (scratch) or .pt "
                               "(torch) file")
-    written_by, reader = readers[path.suffix]
     try:
-        meta, state = reader(path)
+        saved = readers[path.suffix](path)
     except Exception as error:  # a corrupt file can fail in many ways; all mean the same here
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(error).__name__}: "
                               f"{error})") from None
-    return written_by, meta, state
+    check_meta(path, saved.meta, NETWORK_KEYS)
+    _check_arrays(path, saved.state)
+    return saved
 
 
 def _check_state(path: Path, arch: Architecture, expected: StateDict, state: StateDict) -> None:
@@ -129,22 +214,27 @@ def _check_state(path: Path, arch: Architecture, expected: StateDict, state: Sta
         raise CheckpointError(f"{path}: parameters {unexpected} do not belong to {arch.spec}")
 
 
+def network(saved: Checkpoint, backend: str | None = None, *, device: str = "cpu"
+            ) -> scratch.Sequential | nn.Sequential:
+    """The checkpoint's weights in ``backend``'s network (default: the twin that wrote it)."""
+    try:
+        arch = saved.architecture()
+    except ArchError as error:
+        raise CheckpointError(f"{saved.path}: meta does not describe a network ({error})") from None
+    scratch_model = arch.build_scratch(seed=0, dtype=saved.meta["dtype"])
+    _check_state(saved.path, arch, scratch_state_dict(scratch_model), saved.state)
+    if (backend or saved.written_by) == "scratch":
+        load_scratch_state_dict(scratch_model, saved.state)
+        return scratch_model
+    torch_model = arch.build_torch(dtype=saved.meta["dtype"], device=device)
+    load_torch_state_dict(torch_model, saved.state)
+    return torch_model
+
+
 def load(path: Path, backend: str | None = None, *, device: str = "cpu"
          ) -> tuple[dict, scratch.Sequential | nn.Sequential]:
     """Read a checkpoint of either twin into ``backend``'s network (default: the twin that wrote
     it). ``meta["written_by"]`` says which twin wrote it."""
-    written_by, meta, state = read(path)
-    try:
-        arch = Architecture.parse(meta["arch"], meta["activation"])
-    except (KeyError, ArchError) as error:
-        raise CheckpointError(f"{path}: meta does not describe a network ({error})") from None
-    dtype = meta.get("dtype", "float32")
-    scratch_model = arch.build_scratch(seed=0, dtype=dtype)
-    _check_state(path, arch, scratch_state_dict(scratch_model), state)
-    meta["written_by"] = written_by
-    if (backend or written_by) == "scratch":
-        load_scratch_state_dict(scratch_model, state)
-        return meta, scratch_model
-    torch_model = arch.build_torch(dtype=dtype, device=device)
-    load_torch_state_dict(torch_model, state)
-    return meta, torch_model
+    saved = read(path)
+    model = network(saved, backend, device=device)
+    return saved.meta | {"written_by": saved.written_by}, model

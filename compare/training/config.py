@@ -1,9 +1,10 @@
-"""What a training run is: the settings, the batches of an epoch and their seeded order."""
+"""What a training run is: its settings, the batches of an epoch and their seeded order, and how
+far it has come (what a checkpoint stores so that the run can continue exactly)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -30,6 +31,18 @@ class TrainConfig:
             return self.optimizer.lr * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))
         return self.optimizer.lr
 
+    def to_json(self) -> dict:
+        return {"arch": self.arch.spec, "activation": self.arch.activation,
+                "optimizer": asdict(self.optimizer), "epochs": self.epochs,
+                "batch_size": self.batch_size, "seed": self.seed, "dtype": self.dtype,
+                "device": self.device, "schedule": self.schedule}
+
+    @classmethod
+    def from_json(cls, saved: dict) -> TrainConfig:
+        return cls(Architecture.parse(saved["arch"], saved["activation"]),
+                   OptimizerSpec(**saved["optimizer"]), saved["epochs"], saved["batch_size"],
+                   saved["seed"], saved["dtype"], saved["device"], saved["schedule"])
+
 
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """(start, stop) of each batch of an epoch over ``n`` samples; the last may be smaller."""
@@ -37,13 +50,39 @@ def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
 
 
 class EpochOrders:
-    """One seeded permutation of the training set per epoch, in a reused buffer."""
+    """One seeded permutation of the training set per epoch, in a reused buffer.
 
-    def __init__(self, size: int, seed: int) -> None:
+    ``state()`` is the generator's state before the next epoch's shuffle; passing it back as
+    ``state`` gives that epoch's order and every later one again.
+    """
+
+    def __init__(self, size: int, seed: int, state: dict | None = None) -> None:
         self._rng = np.random.default_rng([seed, 4])
+        if state is not None:
+            self._rng.bit_generator.state = state
         self.order = np.arange(size)
+
+    def state(self) -> dict:
+        return self._rng.bit_generator.state
 
     def next(self) -> np.ndarray:
         self.order.sort()  # restart from 0..N-1, so epoch k's order depends on the seed alone
         self._rng.shuffle(self.order)
         return self.order
+
+
+@dataclass
+class Position:
+    """How far a twin has trained: ``epoch`` epochs done and ``step`` steps of the next one
+    (non-zero only after Ctrl-C), the shuffle state before that next epoch, and what the steps
+    done so far in it recorded (their losses, and the seconds they took)."""
+
+    epoch: int = 0
+    step: int = 0
+    shuffle_state: dict | None = None
+    losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"epoch": self.epoch, "step": self.step, "shuffle_state": self.shuffle_state,
+                "seconds": self.seconds}

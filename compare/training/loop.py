@@ -1,20 +1,27 @@
 """The training loop, shaped like pytorch/examples' mnist/main.py: ``train_epoch``, ``evaluate``,
 ``fit``. Either twin runs it through the Backend interface; both see one seeded permutation of
 the training set per epoch, so from the same initial weights they see the same batches.
+
+A run continues exactly from a checkpoint's :class:`~compare.training.config.Position`: the
+same shuffle, from the next step, with the optimizer's state; Ctrl-C stops it at the end of the
+current step with such a checkpoint written.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from compare.data import Splits
+from compare.errors import InterruptionError
 from compare.training.backend import Backend, Loader, build_backend
-from compare.training.config import EpochOrders, TrainConfig, batch_bounds
+from compare.training.checkpoint import Checkpoint
+from compare.training.config import EpochOrders, Position, TrainConfig, batch_bounds
+from compare.training.interrupt import StopRequest
 from compare.training.run_log import BackendResult, RunLog, Validation
 from compare.training.threads import blas_thread_policy
 
@@ -39,13 +46,17 @@ class Progress:
 
 
 def train_epoch(backend: Backend, loader: Loader, order: np.ndarray, batch_size: int,
-                progress: Progress) -> tuple[np.ndarray, float]:
-    """One pass over the training set in ``order``: (the step losses, seconds it took)."""
+                progress: Progress, *, first_step: int = 0, stop: StopRequest | None = None
+                ) -> tuple[np.ndarray, float]:
+    """One pass over the training set in ``order``, from batch ``first_step`` on, or until
+    ``stop`` is requested: (the losses of the steps taken, the seconds they took)."""
     started = time.perf_counter()
-    backend.start_epoch(len(batch_bounds(len(order), batch_size)))
-    for x, y in loader.batches(order, batch_size):
+    backend.start_epoch(len(batch_bounds(len(order), batch_size)) - first_step)
+    for x, y in loader.batches(order, batch_size, first_step):
         backend.train_step(x, y)
         progress.update()
+        if stop is not None and stop.requested:
+            break
     losses = backend.step_losses()
     seconds = time.perf_counter() - started
     progress.close()
@@ -57,31 +68,82 @@ def evaluate(backend: Backend, x: np.ndarray, y: np.ndarray) -> Validation:
     return backend.evaluate(x, y) if len(y) else None
 
 
-def fit(backend: Backend, splits: Splits, config: TrainConfig, run: RunLog, quiet: bool
-        ) -> BackendResult:
-    """Train for ``config.epochs``, validating and checkpointing after every epoch."""
+def remaining_epochs(position: Position, config: TrainConfig, orders: EpochOrders
+                     ) -> Iterator[tuple[Position, np.ndarray]]:
+    """For each epoch still to train, where it begins (epochs done, steps already taken in it,
+    the shuffle state before it, those steps' losses and seconds) and its sample order."""
+    for done in range(position.epoch, config.epochs):
+        first = done == position.epoch
+        begun = Position(done, position.step if first else 0, orders.state(),
+                         position.losses if first else np.zeros(0),
+                         position.seconds if first else 0.0)
+        yield begun, orders.next()
+
+
+def close_epoch(run: RunLog, backend: Backend, splits: Splits, begun: Position,
+                losses: np.ndarray, seconds: float, next_shuffle_state: dict) -> bool:
+    """Validate, log and checkpoint the epoch after ``begun``, whose remaining steps gave
+    ``losses``; False (after checkpointing where it stopped) when Ctrl-C cut it short."""
+    losses, seconds = np.concatenate([begun.losses, losses]), begun.seconds + seconds
+    if len(losses) < len(batch_bounds(len(splits.train_y), run.config.batch_size)):
+        run.save(backend, Position(begun.epoch, len(losses), begun.shuffle_state, losses, seconds))
+        return False
+    run.end_epoch(backend, begun.epoch + 1, losses, seconds,
+                  evaluate(backend, splits.val_x, splits.val_y),
+                  Position(begun.epoch + 1, 0, next_shuffle_state))
+    return True
+
+
+def fit(backend: Backend, splits: Splits, config: TrainConfig, run: RunLog, *,
+        position: Position, stop: StopRequest, quiet: bool = False) -> BackendResult:
+    """Train from ``position`` to ``config.epochs``, validating and checkpointing after every
+    epoch; on Ctrl-C, checkpoint the position reached and raise InterruptionError."""
     loader = backend.loader(splits.train_x, splits.train_y)
-    orders = EpochOrders(len(splits.train_y), config.seed)
+    orders = EpochOrders(len(splits.train_y), config.seed, position.shuffle_state)
     steps = len(batch_bounds(len(splits.train_y), config.batch_size))
-    run.start(backend)
-    for epoch in range(1, config.epochs + 1):
-        backend.lr = config.lr_at(epoch - 1)
-        progress = Progress(f"epoch {epoch}/{config.epochs}", steps, quiet)
-        losses, seconds = train_epoch(backend, loader, orders.next(), config.batch_size, progress)
-        run.end_epoch(backend, epoch, losses, seconds,
-                      evaluate(backend, splits.val_x, splits.val_y))
+    for begun, order in remaining_epochs(position, config, orders):
+        backend.lr = config.lr_at(begun.epoch)
+        progress = Progress(f"epoch {begun.epoch + 1}/{config.epochs}", steps - begun.step, quiet)
+        losses, seconds = train_epoch(backend, loader, order, config.batch_size, progress,
+                                      first_step=begun.step, stop=stop)
+        closed = close_epoch(run, backend, splits, begun, losses, seconds, orders.state())
+        if not closed or (stop.requested and begun.epoch + 1 < config.epochs):
+            raise InterruptionError(f"{backend.name} stopped by Ctrl-C in epoch "
+                                    f"{begun.epoch + 1}; checkpoint {run.checkpoint}")
     return run.finish(backend, backend.evaluate(splits.test_x, splits.test_y)[1])
 
 
+def resume_command(run_dir: Path) -> str:
+    return f"python -m compare train --resume {run_dir}"
+
+
 def train(backend_names: list[str], config: TrainConfig, splits: Splits, run_dir: Path,
-          meta: dict, *, log: Callable[[str], None] = print, quiet: bool = False
-          ) -> list[BackendResult]:
-    """Train each twin in turn from the same initial weights, under the BLAS thread policy for
-    this batch size (``compare.training.threads``)."""
+          meta: dict, *, log: Callable[[str], None] = print, quiet: bool = False,
+          saved: dict[str, Checkpoint] | None = None) -> list[BackendResult]:
+    """Train each twin in turn from the same initial weights, or continue each from its
+    checkpoint in ``saved``, under the BLAS thread policy for this batch size."""
     results = []
-    with blas_thread_policy(config.batch_size):
+    with blas_thread_policy(config.batch_size), StopRequest() as stop:
         for name in backend_names:
-            backend = build_backend(name, config)
-            with RunLog(backend, run_dir, config, meta, log) as run:
-                results.append(fit(backend, splits, config, run, quiet))
+            checkpoint = (saved or {}).get(name)
+            backend = build_backend(name, config, checkpoint)
+            history = checkpoint.meta if checkpoint else None
+            with RunLog(backend, run_dir, config, meta, log, history) as run:
+                position = start_position(run, backend, checkpoint)
+                try:
+                    results.append(fit(backend, splits, config, run, position=position,
+                                       stop=stop, quiet=quiet))
+                except InterruptionError as interrupted:
+                    raise InterruptionError(f"{interrupted}; resume with: {resume_command(run_dir)}"
+                                      ) from None
     return results
+
+
+def start_position(run: RunLog, backend: Backend, checkpoint: Checkpoint | None) -> Position:
+    """Where ``backend`` starts: the checkpoint's position, or epoch 0 (checkpointed now)."""
+    if checkpoint is None:
+        run.start(backend, Position())
+        return Position()
+    saved = checkpoint.meta["position"]
+    return Position(saved["epoch"], saved["step"], saved["shuffle_state"],
+                    checkpoint.progress.get("losses", np.zeros(0)), saved["seconds"])

@@ -2,11 +2,14 @@
 
 ``runs/<run-name>/<twin>/`` holds the events and ``checkpoint.npz`` (scratch) or
 ``checkpoint.pt`` (torch); both twins write the same tags so that TensorBoard overlays them.
+What is known only when a run ends (test accuracy, the HPARAMS entry) goes to an event file of
+its own, ``*.summary``, which a resumed run removes: it describes an end the run no longer has.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,15 +18,17 @@ from typing import Self
 
 import numpy as np
 
+from compare.errors import CheckError
 from compare.training.backend import Backend
-from compare.training.config import TrainConfig
+from compare.training.config import Position, TrainConfig
 from compare.training.tensorboard_writer import SummaryWriter
 
 Validation = tuple[float, float] | None  # (loss, accuracy), or None without a validation split
+SUMMARY_SUFFIX = ".summary"
 
 
-class TrainingError(Exception):
-    """Training stopped: a non-finite loss, or the twins drifted apart under --lockstep."""
+class TrainingError(CheckError):
+    """Training stopped: a non-finite value, or the twins drifted apart under --lockstep."""
 
 
 @dataclass
@@ -36,35 +41,53 @@ class BackendResult:
     run_dir: str
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps(asdict(self), allow_nan=False)
 
 
 class RunLog:
-    """Writes one twin's events, checkpoints and epoch lines; use it as a context manager."""
+    """Writes one twin's events, checkpoints and epoch lines; use it as a context manager.
+
+    ``history`` (the meta of the checkpoint a resumed run continues from) carries the earlier
+    epochs' seconds and last training loss over.
+    """
 
     def __init__(self, backend: Backend, run_dir: Path, config: TrainConfig, meta: dict,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], history: dict | None = None) -> None:
         self.name, self.config, self.meta, self.log = backend.name, config, meta, log
         self.folder = run_dir / backend.name
+        self.folder.mkdir(exist_ok=True)
+        if history is not None:
+            for stale in self.folder.glob(f"*{SUMMARY_SUFFIX}"):
+                stale.unlink()
         self.writer = SummaryWriter(self.folder)
         self.checkpoint = self.folder / f"checkpoint{backend.checkpoint_suffix}"
-        self.epoch_seconds: list[float] = []
-        self.train_loss = float("nan")
+        self.epoch_seconds: list[float] = list((history or {}).get("epoch_seconds", []))
+        saved_loss = (history or {}).get("train_loss")
+        self.train_loss = math.nan if saved_loss is None else float(saved_loss)
+        self.saved = Position()  # where the checkpoint on disk continues from
 
-    def start(self, backend: Backend) -> None:
+    def start(self, backend: Backend, position: Position) -> None:
         """The epoch-0 checkpoint and the settings as a text table."""
-        backend.save_checkpoint(self.checkpoint, self.meta | {"backend": self.name, "epoch": 0})
+        self.save(backend, position)
         self.writer.add_text("hparams", hparams_markdown(self.config, self.meta))
 
+    def save(self, backend: Backend, position: Position) -> None:
+        """A checkpoint from which the run continues exactly at ``position``."""
+        meta = self.meta | {"backend": self.name, "epoch": position.epoch,
+                            "position": position.to_json(), "epoch_seconds": self.epoch_seconds,
+                            "train_loss": None if math.isnan(self.train_loss) else self.train_loss}
+        backend.save_checkpoint(self.checkpoint, meta, {"losses": position.losses})
+        self.saved = position
+
     def end_epoch(self, backend: Backend, epoch: int, losses: np.ndarray, seconds: float,
-                  validation: Validation) -> None:
-        """Stop on a non-finite loss; else log the epoch, save the checkpoint, print one line."""
-        self._stop_if_not_finite(losses, epoch, backend.lr)
+                  validation: Validation, next_position: Position) -> None:
+        """Stop on a non-finite loss or weight; else log the epoch, save the checkpoint, print
+        one line."""
+        self._stop_if_not_finite(backend, epoch, losses, validation)
         self.epoch_seconds.append(seconds)
         self.train_loss = float(losses.mean())
         self._log_scalars(backend, epoch, validation, seconds)
-        backend.save_checkpoint(self.checkpoint, self.meta | {"backend": self.name,
-                                                              "epoch": epoch})
+        self.save(backend, next_position)
         val_text = ("no validation split" if validation is None else
                     f"val loss {validation[0]:.4f}, val accuracy {validation[1]:.4f}")
         self.log(f"{self.name:>7} epoch {epoch}/{self.config.epochs}: train loss "
@@ -73,22 +96,33 @@ class RunLog:
     def finish(self, backend: Backend, test_accuracy: float) -> BackendResult:
         """The test accuracy and the HPARAMS entry; the result ``--json`` prints."""
         epochs = self.config.epochs
-        self.writer.add_scalar("Accuracy/test", test_accuracy, epochs)
-        self.writer.add_hparams(hparams(self.config, self.meta),
+        with SummaryWriter(self.folder, filename_suffix=SUMMARY_SUFFIX) as summary:
+            summary.add_scalar("Accuracy/test", test_accuracy, epochs)
+            summary.add_hparams(hparams(self.config, self.meta),
                                 {"hparam/test_accuracy": test_accuracy,
                                  "hparam/final_train_loss": self.train_loss}, step=epochs)
         self.log(f"{self.name:>7} test accuracy {test_accuracy:.4f}")
         return BackendResult(self.name, str(backend.device), test_accuracy, self.train_loss,
                              self.epoch_seconds, str(self.folder))
 
-    def _stop_if_not_finite(self, losses: np.ndarray, epoch: int, lr: float) -> None:
-        bad = np.flatnonzero(~np.isfinite(losses))
-        if bad.size:
-            step = (epoch - 1) * len(losses) + int(bad[0]) + 1
-            raise TrainingError(
-                f"{self.name}: loss is {losses[bad[0]]} at step {step} (epoch {epoch}) with "
-                f"learning rate {lr:g}; try a smaller --lr. The last good checkpoint (epoch "
-                f"{epoch - 1}) is kept at {self.checkpoint}")
+    def _stop_if_not_finite(self, backend: Backend, epoch: int, losses: np.ndarray,
+                            validation: Validation) -> None:
+        """The step losses, the weights and the validation loss must all be finite."""
+        steps = len(losses)
+        bad_steps = np.flatnonzero(~np.isfinite(losses))
+        if bad_steps.size:
+            what, step = f"the loss is {losses[bad_steps[0]]}", int(bad_steps[0]) + 1
+        elif not all(np.all(np.isfinite(w)) for w in backend.state_dict().values()):
+            what, step = "the weights are not finite", steps
+        elif validation is not None and not math.isfinite(validation[0]):
+            what, step = f"the validation loss is {validation[0]}", steps
+        else:
+            return
+        raise TrainingError(
+            f"{self.name}: {what} at epoch {epoch}, step {step} of {steps} (global step "
+            f"{(epoch - 1) * steps + step}) with learning rate {backend.lr:g}; try a smaller "
+            f"--lr. The last checkpoint, all finite (epoch {self.saved.epoch}, step "
+            f"{self.saved.step}), is kept at {self.checkpoint}")
 
     def _log_scalars(self, backend: Backend, epoch: int, validation: Validation,
                      seconds: float) -> None:

@@ -98,5 +98,9 @@ class ScratchBackend:
         return {name: float(np.linalg.norm(g)) for name, g in grads.items()
                 if name.endswith(".weight")}
 
-    def save_checkpoint(self, path: Path, meta: dict) -> None:
-        checkpoint.save_npz(path, self.state_dict(), meta)
+    def save_checkpoint(self, path: Path, meta: dict, progress: dict[str, np.ndarray]) -> None:
+        optimizer = self.optimizer.state_dict() if self.optimizer else None
+        checkpoint.save_npz(path, self.state_dict(), meta, optimizer, progress)
+
+    def load_optimizer_state(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state)

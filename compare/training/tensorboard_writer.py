@@ -115,11 +115,12 @@ class SummaryWriter:
     them to disk and :meth:`close` (or use the writer as a context manager) when done.
     """
 
-    def __init__(self, log_dir: str | Path) -> None:
-        """Create ``log_dir`` (with parents) and open a new event file inside it."""
+    def __init__(self, log_dir: str | Path, filename_suffix: str = "") -> None:
+        """Create ``log_dir`` (with parents) and open a new event file inside it, its name
+        ending in ``filename_suffix``."""
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._writer = EventFileWriter(str(self.log_dir))
+        self._writer = EventFileWriter(str(self.log_dir), filename_suffix=filename_suffix)
 
     def _add_values(self, values: list[summary_pb2.Summary.Value], step: int) -> None:
         """Write one event holding ``values`` at ``step``."""

@@ -114,5 +114,9 @@ class TorchBackend:
                  for name, p in self.model.named_parameters() if name.endswith(".weight")}
         return {name: float(norm) for name, norm in norms.items()}
 
-    def save_checkpoint(self, path: Path, meta: dict) -> None:
-        checkpoint.save_pt(path, self.model.state_dict(), meta)
+    def save_checkpoint(self, path: Path, meta: dict, progress: dict[str, np.ndarray]) -> None:
+        optimizer = self.optimizer.state_dict() if self.optimizer else None
+        checkpoint.save_pt(path, self.model.state_dict(), meta, optimizer, progress)
+
+    def load_optimizer_state(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state)

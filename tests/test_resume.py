@@ -1,0 +1,137 @@
+"""Resume: a run continued from its checkpoints ends exactly where the straight run ends (weights
+bit for bit, TensorBoard scalars step for step), whether it stopped at an epoch's end or in the
+middle of one (Ctrl-C)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compare import cli
+from compare.harness.twins import StateDict
+from compare.training import checkpoint, loop
+from compare.training.scratch_backend import ScratchBackend
+from compare.training.torch_backend import TorchBackend
+from tests.helpers import ARCH, events, train
+
+TWINS = {"scratch": ".npz", "torch": ".pt"}
+OPTIMIZERS = {"sgd": ["--optimizer", "sgd", "--lr", "0.1"],
+              "momentum": ["--optimizer", "momentum", "--lr", "0.05", "--nesterov"],
+              "adam": ["--optimizer", "adam", "--lr", "0.003", "--weight-decay", "0.001"]}
+
+
+def weights(run_dir: Path, twin: str) -> StateDict:
+    return checkpoint.read(run_dir / twin / f"checkpoint{TWINS[twin]}").state
+
+
+def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar but the timings, as (step, value) lists in step order (a resumed run's events
+    are in a second file, which may be read first)."""
+    run = events(folder)
+    return {tag: sorted((e.step, e.value) for e in run.Scalars(tag))
+            for tag in run.Tags()["scalars"] if not tag.startswith("Time/")}
+
+
+def assert_same_run(resumed: Path, straight: Path) -> None:
+    for twin in TWINS:
+        a, b = weights(resumed, twin), weights(straight, twin)
+        different = [name for name in b if not np.array_equal(a[name], b[name])]
+        assert not different, f"{twin}: {different} differ after resuming (np.array_equal)"
+        assert scalars(resumed / twin) == scalars(straight / twin), f"{twin} scalars differ"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_two_epochs_and_two_more_is_four_epochs(data_dir: Path, tmp_path: Path, optimizer: str,
+                                                dtype: str, capsys: pytest.CaptureFixture
+                                                ) -> None:
+    """Both twins, so each case covers two of the twelve (twin, optimizer, dtype)."""
+    flags = [*OPTIMIZERS[optimizer], "--dtype", dtype]
+    assert train(data_dir, tmp_path / "straight", *flags, "--epochs", "4", capsys=capsys)[0] == 0
+    assert train(data_dir, tmp_path / "resumed", *flags, "--epochs", "2", capsys=capsys)[0] == 0
+    assert cli.main(["train", "--resume", str(tmp_path / "resumed" / "run"), "--epochs", "4"]) == 0
+    assert_same_run(tmp_path / "resumed" / "run", tmp_path / "straight" / "run")
+
+
+class StopAfterSteps:
+    """Stands in for the Ctrl-C handler: asks to stop once ``steps`` training steps have run."""
+
+    steps = 0
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __enter__(self) -> StopAfterSteps:
+        StopAfterSteps.current = self
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+
+def count_steps(monkeypatch: pytest.MonkeyPatch, stop_after: int) -> None:
+    """Make every twin's train_step tick the stand-in handler."""
+    taken = []
+    for backend in (ScratchBackend, TorchBackend):
+        def step(self, x, y, original=backend.train_step) -> None:  # noqa: ANN001
+            original(self, x, y)
+            taken.append(1)
+            if len(taken) == stop_after:
+                StopAfterSteps.current.requested = True
+        monkeypatch.setattr(backend, "train_step", step)
+
+
+@pytest.mark.parametrize("stop_after", [5, 9, 22])  # mid-epoch, at an epoch's end, in torch's run
+def test_ctrl_c_mid_epoch_then_resume_is_exact(data_dir: Path, tmp_path: Path, stop_after: int,
+                                               capsys: pytest.CaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    flags = ["--optimizer", "adam", "--lr", "0.003", "--epochs", "3"]
+    assert train(data_dir, tmp_path / "straight", *flags, capsys=capsys)[0] == 0
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "StopRequest", StopAfterSteps)
+        count_steps(patch, stop_after)
+        status, results, err = train(data_dir, tmp_path / "resumed", *flags, capsys=capsys)
+    assert status == 130 and results == [], err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("interrupted: ") and "resume with: python -m compare train --resume" \
+        in line, err
+    assert cli.main(["train", "--resume", str(tmp_path / "resumed" / "run")]) == 0
+    assert_same_run(tmp_path / "resumed" / "run", tmp_path / "straight" / "run")
+
+
+def test_lockstep_run_resumes_exactly(data_dir: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture) -> None:
+    flags = ["--lockstep", "--dtype", "float64", "--optimizer", "momentum", "--lr", "0.05"]
+    assert train(data_dir, tmp_path / "straight", *flags, "--epochs", "4", capsys=capsys)[0] == 0
+    assert train(data_dir, tmp_path / "resumed", *flags, "--epochs", "2", capsys=capsys)[0] == 0
+    assert cli.main(["train", "--resume", str(tmp_path / "resumed" / "run"), "--epochs", "4"]) == 0
+    assert_same_run(tmp_path / "resumed" / "run", tmp_path / "straight" / "run")
+    assert scalars(tmp_path / "resumed" / "run" / "parity") == scalars(
+        tmp_path / "straight" / "run" / "parity")
+
+
+def test_a_real_ctrl_c_writes_a_checkpoint_and_says_how_to_resume(data_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "compare", "train", "--backend", "scratch", "--data-dir",
+               str(data_dir), "--arch", ARCH, "--epochs", "100000", "--batch-size", "8",
+               "--logdir", str(tmp_path), "--run-name", "run"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    first = process.stdout.readline() + process.stdout.readline()  # the data line, epoch 1
+    assert "epoch 1/100000" in first, first + process.stderr.read()
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and "resume with" in err, err
+    saved = checkpoint.read(tmp_path / "run" / "scratch" / "checkpoint.npz")
+    done = saved.meta["position"]["epoch"]
+    assert done >= 1
+    assert cli.main(["train", "--resume", str(tmp_path / "run"), "--epochs", str(done + 1)]) == 0
