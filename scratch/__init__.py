@@ -3,6 +3,7 @@
 from scratch.layers import ACTIVATIONS, Linear, ReLU, Sigmoid, Softmax, Tanh
 from scratch.losses import CrossEntropyLoss, MSELoss
 from scratch.module import Module, Parameter
+from scratch.neuron import Neuron, NeuronLayer
 from scratch.optim import SGD, Adam, Optimizer
 from scratch.sequential import Sequential, mlp
 
@@ -14,6 +15,8 @@ __all__ = [
     "Linear",
     "MSELoss",
     "Module",
+    "Neuron",
+    "NeuronLayer",
     "Optimizer",
     "Parameter",
     "ReLU",

@@ -79,7 +79,7 @@ class SGD(Optimizer):
                 if buf is not None}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        for index, saved in state_dict["state"].items():
+        for index in state_dict["state"]:
             self.momentum_buffers[int(index)] = np.zeros_like(self.params[int(index)].value)
         super().load_state_dict(state_dict)
 

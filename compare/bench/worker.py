@@ -132,7 +132,7 @@ class Worker:
 
     def accuracy(self, batch_size: int) -> float:
         backend, _ = self.backend(batch_size)
-        return backend.evaluate(self.splits.test_x, self.splits.test_y)[1]
+        return backend.evaluate(self.splits.test_x, self.splits.test_y).accuracy
 
 
 def matmul_library(name: str, backend: Backend, dtype: str

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
                                device=resolve_device(args.device) if wants_torch else "cpu")
     splits = load_run_data(path, saved.meta, args.data_dir)
     backend = evaluation_backend(model)
-    loss, accuracy = backend.evaluate(splits.test_x, splits.test_y)
+    test = backend.evaluate(splits.test_x, splits.test_y)
+    loss, accuracy = test.loss, test.accuracy
     epoch = saved.meta.get("epoch")
     result = {"checkpoint": str(path), "written_by": saved.written_by, "backend": backend.name,
               "epoch": epoch, "test_loss": loss, "test_accuracy": accuracy}

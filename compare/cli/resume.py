@@ -16,9 +16,10 @@ from compare.training.checkpoint import Checkpoint, CheckpointError
 from compare.training.config import TrainConfig
 
 RESUME_FLAGS = ("--epochs", "--device", "--json")
-RUN_KEYS = {"config": dict, "backends": list, "lockstep": bool, "position": dict}
+RUN_KEYS = {"config": dict, "backends": list, "lockstep": bool, "insight": bool,
+            "position": dict}
 RUN_META_KEYS = ("arch", "activation", "dtype", "dataset", "data_dir", "val_size", "seed", "mean",
-                 "std", "sizes", "backends", "lockstep")
+                 "std", "sizes", "backends", "lockstep", "insight")
 
 
 def read_run(run_dir: Path) -> dict[str, Checkpoint]:

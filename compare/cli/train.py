@@ -49,6 +49,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                              "0: train on all of it and log no validation figures)")
     parser.add_argument("--logdir", default="runs")
     parser.add_argument("--run-name", type=flags.run_name, default=None)
+    parser.add_argument("--no-insight", action="store_true",
+                        help="log only the epoch curves: no per-step curves, neuron images, dead "
+                             "units or mistakes")
     parser.add_argument("--lockstep", action="store_true",
                         help="compare the twins after every step (needs --backend both)")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -138,7 +141,8 @@ def run_meta(args: argparse.Namespace, config: TrainConfig, splits: Splits, data
             "val_size": len(splits.val_y), "seed": config.seed, "mean": splits.mean,
             "std": splits.std,
             "sizes": f"{len(splits.train_y)} / {len(splits.val_y)} / {len(splits.test_y)}",
-            "config": config.to_json(), "backends": backends, "lockstep": args.lockstep}
+            "config": config.to_json(), "backends": backends, "lockstep": args.lockstep,
+            "insight": not args.no_insight}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -174,10 +178,10 @@ def train_run(args: argparse.Namespace, config: TrainConfig, splits: Splits, run
     out = flags.output(args)
     log = lambda line: print(line, file=out, flush=True)  # noqa: E731
     try:
-        results = (train_lockstep(config, splits, run_dir, meta, log=log, saved=saved)
-                   if meta["lockstep"] else
+        results = (train_lockstep(config, splits, run_dir, meta, log=log, saved=saved,
+                                  insight=meta["insight"]) if meta["lockstep"] else
                    train(backends, config, splits, run_dir, meta, log=log, quiet=args.json,
-                         saved=saved))
+                         saved=saved, insight=meta["insight"]))
     except BaseException:
         if not saved and not any(run_dir.glob("*/checkpoint.*")):
             shutil.rmtree(run_dir, ignore_errors=True)

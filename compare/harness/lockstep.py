@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,13 @@ from compare.training.backend import BACKEND_NAMES, Backend, Loader, build_backe
 from compare.training.checkpoint import Checkpoint
 from compare.training.config import EpochOrders, Position, TrainConfig, batch_bounds
 from compare.training.interrupt import StopRequest
-from compare.training.loop import close_epoch, remaining_epochs, resume_command, start_position
+from compare.training.loop import (
+    close_epoch,
+    evaluate,
+    remaining_epochs,
+    resume_command,
+    start_position,
+)
 from compare.training.optimizers import OptimizerSpec
 from compare.training.run_log import BackendResult, RunLog, TrainingError
 from compare.training.tensorboard_writer import SummaryWriter
@@ -69,13 +76,13 @@ def compare_step(backends: list[Backend], parity: SummaryWriter, step: int, conf
 
 def lockstep_epoch(backends: list[Backend], loaders: list[Loader], order: np.ndarray,
                    config: TrainConfig, parity: SummaryWriter, begun: Position,
-                   stop: StopRequest) -> list[float]:
+                   stop: StopRequest, norm_steps_of: list[list[int]]) -> list[float]:
     """The rest of an epoch of both twins, step by step, until the end or ``stop``; the seconds
     each twin spent on its own steps."""
     steps = len(batch_bounds(len(order), config.batch_size))
     seconds = [0.0 for _ in backends]
-    for backend in backends:
-        backend.start_epoch(steps - begun.step)
+    for backend, norm_steps in zip(backends, norm_steps_of):
+        backend.start_epoch(steps - begun.step, norm_steps)
     batches = zip(*(loader.batches(order, config.batch_size, begun.step) for loader in loaders))
     for step, step_batches in enumerate(batches, start=begun.epoch * steps + begun.step + 1):
         for index, (backend, (x, y)) in enumerate(zip(backends, step_batches)):
@@ -89,8 +96,8 @@ def lockstep_epoch(backends: list[Backend], loaders: list[Loader], order: np.nda
 
 
 def train_lockstep(config: TrainConfig, splits: Splits, run_dir: Path, meta: dict, *,
-                   log: Callable[[str], None] = print, saved: dict[str, Checkpoint] | None = None
-                   ) -> list[BackendResult]:
+                   log: Callable[[str], None] = print, saved: dict[str, Checkpoint] | None = None,
+                   insight: bool = True) -> list[BackendResult]:
     """Train both twins together (or continue them from their checkpoints in ``saved``),
     comparing them after every step; each twin's events and checkpoints are those a training
     run writes."""
@@ -101,22 +108,30 @@ def train_lockstep(config: TrainConfig, splits: Splits, run_dir: Path, meta: dic
         stack.enter_context(blas_thread_policy(config.batch_size))
         stop = stack.enter_context(StopRequest())
         runs = [stack.enter_context(RunLog(backend, run_dir, config, meta, log,
-                                           saved[backend.name].meta if saved else None))
+                                           saved[backend.name].meta if saved else None,
+                                           splits if insight else None))
                 for backend in backends]
         parity = stack.enter_context(SummaryWriter(run_dir / "parity"))
         positions = [start_position(run, b, saved.get(b.name)) for b, run in zip(backends, runs)]
         position = positions[0]  # both twins were checkpointed together
+        steps = len(batch_bounds(len(splits.train_y), config.batch_size))
         orders = EpochOrders(len(splits.train_y), config.seed, position.shuffle_state)
         for begun, order in remaining_epochs(position, config, orders):
             for backend in backends:
                 backend.lr = config.lr_at(begun.epoch)
-            seconds = lockstep_epoch(backends, loaders, order, config, parity, begun, stop)
-            closed = [close_epoch(run, backend, splits, begun, backend.step_losses(), spent,
-                                  orders.state())
-                      for backend, run, spent in zip(backends, runs, seconds)]
+            done = begun.epoch * steps + begun.step
+            seconds = lockstep_epoch(backends, loaders, order, config, parity, begun, stop,
+                                     [run.recorded_steps(done, steps - begun.step)
+                                      for run in runs])
+            begun_by_twin = [begun if begun.epoch > position.epoch else replace(  # own records
+                begun, losses=own.losses, grad_norms=own.grad_norms, seconds=own.seconds)
+                for own in positions]
+            closed = [close_epoch(run, backend, splits, own, spent, orders.state())
+                      for backend, run, own, spent in zip(backends, runs, begun_by_twin, seconds)]
             if not all(closed) or (stop.requested and begun.epoch + 1 < config.epochs):
                 raise InterruptionError(
                     f"stopped by Ctrl-C in epoch {begun.epoch + 1}; checkpoints in {run_dir}; "
                     f"resume with: {resume_command(run_dir)}")
-        return [run.finish(backend, backend.evaluate(splits.test_x, splits.test_y)[1])
+        return [run.finish(backend, evaluate(backend, splits.test_x, splits.test_y,
+                                             keep_outputs=run.insight is not None))
                 for backend, run in zip(backends, runs)]

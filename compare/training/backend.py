@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
     from compare.training.optimizers import OptimizerSpec
 
 BACKEND_NAMES = ("scratch", "torch")
+
+
+@dataclass
+class Evaluation:
+    """What a pass over a set of examples found: mean cross-entropy, accuracy, and (when asked
+    for) the output of every layer, (N, width) each, first layer first."""
+
+    loss: float
+    accuracy: float
+    outputs: list[np.ndarray] = field(default_factory=list)
 
 
 class Loader(Protocol):
@@ -42,16 +53,26 @@ class Backend(Protocol):
 
     def loader(self, x: np.ndarray, y: np.ndarray) -> Loader: ...
 
-    def start_epoch(self, steps: int) -> None: ...
+    def start_epoch(self, steps: int, norm_steps: Sequence[int] = ()) -> None:
+        """Make room for ``steps`` step losses, and for the weight-gradient norms of the steps
+        at positions ``norm_steps`` (0-based, counted from this call)."""
+        ...
 
     def train_step(self, x: Any, y: Any) -> None: ...
 
     def step_losses(self) -> np.ndarray:
-        """The losses of this epoch's steps so far (float64)."""
+        """The losses of the steps since ``start_epoch`` (float64)."""
         ...
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """(mean cross-entropy, accuracy) over x (N, features), y (N,)."""
+    def step_grad_norms(self) -> np.ndarray:
+        """(steps recorded so far, Linear layers): the L2 norm of each Linear weight's gradient
+        at each of the ``norm_steps`` taken so far (float64)."""
+        ...
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, *, keep_outputs: bool = False
+                 ) -> Evaluation:
+        """Mean cross-entropy and accuracy over x (N, features), y (N,); with ``keep_outputs``,
+        also the output of every layer (as NumPy arrays, first layer first)."""
         ...
 
     def state_dict(self) -> StateDict:

@@ -75,13 +75,19 @@ class EpochOrders:
 class Position:
     """How far a twin has trained: ``epoch`` epochs done and ``step`` steps of the next one
     (non-zero only after Ctrl-C), the shuffle state before that next epoch, and what the steps
-    done so far in it recorded (their losses, and the seconds they took)."""
+    done so far in it recorded (their losses, the weight-gradient norms of the recorded ones,
+    and the seconds they took)."""
 
     epoch: int = 0
     step: int = 0
     shuffle_state: dict | None = None
     losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seconds: float = 0.0
+    grad_norms: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    def records(self) -> dict[str, np.ndarray]:
+        """The arrays a checkpoint keeps for an epoch cut short."""
+        return {"losses": self.losses, "grad_norms": self.grad_norms}
 
     def to_json(self) -> dict:
         return {"epoch": self.epoch, "step": self.step, "shuffle_state": self.shuffle_state,

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from compare.data import Splits
 from compare.errors import InterruptionError
-from compare.training.backend import Backend, Loader, build_backend
+from compare.training.backend import Backend, Evaluation, Loader, build_backend
 from compare.training.checkpoint import Checkpoint
 from compare.training.config import EpochOrders, Position, TrainConfig, batch_bounds
 from compare.training.interrupt import StopRequest
-from compare.training.run_log import BackendResult, RunLog, Validation
+from compare.training.run_log import BackendResult, RunLog
 from compare.training.threads import blas_thread_policy
 
 
@@ -46,12 +46,13 @@ class Progress:
 
 
 def train_epoch(backend: Backend, loader: Loader, order: np.ndarray, batch_size: int,
-                progress: Progress, *, first_step: int = 0, stop: StopRequest | None = None
-                ) -> tuple[np.ndarray, float]:
+                progress: Progress, *, first_step: int = 0, stop: StopRequest | None = None,
+                norm_steps: Sequence[int] = ()) -> tuple[np.ndarray, float]:
     """One pass over the training set in ``order``, from batch ``first_step`` on, or until
-    ``stop`` is requested: (the losses of the steps taken, the seconds they took)."""
+    ``stop`` is requested: (the losses of the steps taken, the seconds they took). The steps at
+    positions ``norm_steps`` (counted from ``first_step``) record their gradient norms."""
     started = time.perf_counter()
-    backend.start_epoch(len(batch_bounds(len(order), batch_size)) - first_step)
+    backend.start_epoch(len(batch_bounds(len(order), batch_size)) - first_step, norm_steps)
     for x, y in loader.batches(order, batch_size, first_step):
         backend.train_step(x, y)
         progress.update()
@@ -63,9 +64,10 @@ def train_epoch(backend: Backend, loader: Loader, order: np.ndarray, batch_size:
     return losses, seconds
 
 
-def evaluate(backend: Backend, x: np.ndarray, y: np.ndarray) -> Validation:
-    """(mean cross-entropy, accuracy), or None for an empty split."""
-    return backend.evaluate(x, y) if len(y) else None
+def evaluate(backend: Backend, x: np.ndarray, y: np.ndarray, *, keep_outputs: bool = False
+             ) -> Evaluation | None:
+    """The backend's evaluation of x, y, or None for an empty split."""
+    return backend.evaluate(x, y, keep_outputs=keep_outputs) if len(y) else None
 
 
 def remaining_epochs(position: Position, config: TrainConfig, orders: EpochOrders
@@ -74,22 +76,26 @@ def remaining_epochs(position: Position, config: TrainConfig, orders: EpochOrder
     the shuffle state before it, those steps' losses and seconds) and its sample order."""
     for done in range(position.epoch, config.epochs):
         first = done == position.epoch
-        begun = Position(done, position.step if first else 0, orders.state(),
-                         position.losses if first else np.zeros(0),
-                         position.seconds if first else 0.0)
+        begun = (Position(done, position.step, orders.state(), position.losses, position.seconds,
+                          position.grad_norms) if first else Position(done, 0, orders.state()))
         yield begun, orders.next()
 
 
 def close_epoch(run: RunLog, backend: Backend, splits: Splits, begun: Position,
-                losses: np.ndarray, seconds: float, next_shuffle_state: dict) -> bool:
-    """Validate, log and checkpoint the epoch after ``begun``, whose remaining steps gave
-    ``losses``; False (after checkpointing where it stopped) when Ctrl-C cut it short."""
-    losses, seconds = np.concatenate([begun.losses, losses]), begun.seconds + seconds
+                seconds: float, next_shuffle_state: dict) -> bool:
+    """Validate, log and checkpoint the epoch after ``begun``, now that ``backend`` took its
+    remaining steps; False (after checkpointing where it stopped) when Ctrl-C cut it short."""
+    losses = np.concatenate([begun.losses, backend.step_losses()])
+    norms = backend.step_grad_norms()
+    norms = np.concatenate([begun.grad_norms, norms]) if len(begun.grad_norms) else norms
+    seconds += begun.seconds
     if len(losses) < len(batch_bounds(len(splits.train_y), run.config.batch_size)):
-        run.save(backend, Position(begun.epoch, len(losses), begun.shuffle_state, losses, seconds))
+        run.save(backend, Position(begun.epoch, len(losses), begun.shuffle_state, losses, seconds,
+                                   norms))
         return False
-    run.end_epoch(backend, begun.epoch + 1, losses, seconds,
-                  evaluate(backend, splits.val_x, splits.val_y),
+    validation = evaluate(backend, splits.val_x, splits.val_y,
+                          keep_outputs=run.insight is not None)
+    run.end_epoch(backend, begun.epoch + 1, losses, norms, seconds, validation,
                   Position(begun.epoch + 1, 0, next_shuffle_state))
     return True
 
@@ -104,13 +110,16 @@ def fit(backend: Backend, splits: Splits, config: TrainConfig, run: RunLog, *,
     for begun, order in remaining_epochs(position, config, orders):
         backend.lr = config.lr_at(begun.epoch)
         progress = Progress(f"epoch {begun.epoch + 1}/{config.epochs}", steps - begun.step, quiet)
-        losses, seconds = train_epoch(backend, loader, order, config.batch_size, progress,
-                                      first_step=begun.step, stop=stop)
-        closed = close_epoch(run, backend, splits, begun, losses, seconds, orders.state())
+        _, seconds = train_epoch(backend, loader, order, config.batch_size, progress,
+                                 first_step=begun.step, stop=stop,
+                                 norm_steps=run.recorded_steps(begun.epoch * steps + begun.step,
+                                                               steps - begun.step))
+        closed = close_epoch(run, backend, splits, begun, seconds, orders.state())
         if not closed or (stop.requested and begun.epoch + 1 < config.epochs):
             raise InterruptionError(f"{backend.name} stopped by Ctrl-C in epoch "
                                     f"{begun.epoch + 1}; checkpoint {run.checkpoint}")
-    return run.finish(backend, backend.evaluate(splits.test_x, splits.test_y)[1])
+    return run.finish(backend, evaluate(backend, splits.test_x, splits.test_y,
+                                        keep_outputs=run.insight is not None))
 
 
 def resume_command(run_dir: Path) -> str:
@@ -119,16 +128,19 @@ def resume_command(run_dir: Path) -> str:
 
 def train(backend_names: list[str], config: TrainConfig, splits: Splits, run_dir: Path,
           meta: dict, *, log: Callable[[str], None] = print, quiet: bool = False,
-          saved: dict[str, Checkpoint] | None = None) -> list[BackendResult]:
+          saved: dict[str, Checkpoint] | None = None, insight: bool = True
+          ) -> list[BackendResult]:
     """Train each twin in turn from the same initial weights, or continue each from its
-    checkpoint in ``saved``, under the BLAS thread policy for this batch size."""
+    checkpoint in ``saved``, under the BLAS thread policy for this batch size; ``insight``
+    adds the pictures and per-step curves of :mod:`compare.insight.log`."""
     results = []
     with blas_thread_policy(config.batch_size), StopRequest() as stop:
         for name in backend_names:
             checkpoint = (saved or {}).get(name)
             backend = build_backend(name, config, checkpoint)
             history = checkpoint.meta if checkpoint else None
-            with RunLog(backend, run_dir, config, meta, log, history) as run:
+            with RunLog(backend, run_dir, config, meta, log, history,
+                        splits if insight else None) as run:
                 position = start_position(run, backend, checkpoint)
                 try:
                     results.append(fit(backend, splits, config, run, position=position,
@@ -144,6 +156,7 @@ def start_position(run: RunLog, backend: Backend, checkpoint: Checkpoint | None)
     if checkpoint is None:
         run.start(backend, Position())
         return Position()
-    saved = checkpoint.meta["position"]
+    saved, records = checkpoint.meta["position"], checkpoint.progress
     return Position(saved["epoch"], saved["step"], saved["shuffle_state"],
-                    checkpoint.progress.get("losses", np.zeros(0)), saved["seconds"])
+                    records.get("losses", np.zeros(0)), saved["seconds"],
+                    records.get("grad_norms", np.zeros((0, 0))))

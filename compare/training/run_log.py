@@ -18,12 +18,13 @@ from typing import Self
 
 import numpy as np
 
+from compare.data import Splits
 from compare.errors import CheckError
-from compare.training.backend import Backend
-from compare.training.config import Position, TrainConfig
+from compare.insight.log import InsightLog, log_every, recorded_steps
+from compare.training.backend import Backend, Evaluation
+from compare.training.config import Position, TrainConfig, batch_bounds
 from compare.training.tensorboard_writer import SummaryWriter
 
-Validation = tuple[float, float] | None  # (loss, accuracy), or None without a validation split
 SUMMARY_SUFFIX = ".summary"
 
 
@@ -52,7 +53,8 @@ class RunLog:
     """
 
     def __init__(self, backend: Backend, run_dir: Path, config: TrainConfig, meta: dict,
-                 log: Callable[[str], None], history: dict | None = None) -> None:
+                 log: Callable[[str], None], history: dict | None = None,
+                 insight_splits: Splits | None = None) -> None:
         self.name, self.config, self.meta, self.log = backend.name, config, meta, log
         self.folder = run_dir / backend.name
         self.folder.mkdir(exist_ok=True)
@@ -60,6 +62,12 @@ class RunLog:
             for stale in self.folder.glob(f"*{SUMMARY_SUFFIX}"):
                 stale.unlink()
         self.writer = SummaryWriter(self.folder)
+        self.insight, self.every = None, 0
+        if insight_splits is not None:
+            self.insight = InsightLog(self.writer, insight_splits, config.arch.activation)
+            self.every = log_every(len(batch_bounds(len(insight_splits.train_y),
+                                                    config.batch_size)))
+        self.weight_names = [name for name in backend.state_dict() if name.endswith(".weight")]
         self.checkpoint = self.folder / f"checkpoint{backend.checkpoint_suffix}"
         self.epoch_seconds: list[float] = list((history or {}).get("epoch_seconds", []))
         saved_loss = (history or {}).get("train_loss")
@@ -67,46 +75,62 @@ class RunLog:
         self.saved = Position()  # where the checkpoint on disk continues from
 
     def start(self, backend: Backend, position: Position) -> None:
-        """The epoch-0 checkpoint and the settings as a text table."""
+        """The epoch-0 checkpoint, the settings as a text table, the untrained network."""
         self.save(backend, position)
         self.writer.add_text("hparams", hparams_markdown(self.config, self.meta))
+        if self.insight:
+            self.insight.start()
+            self.insight.epoch(backend, 0, None)
 
     def save(self, backend: Backend, position: Position) -> None:
         """A checkpoint from which the run continues exactly at ``position``."""
         meta = self.meta | {"backend": self.name, "epoch": position.epoch,
                             "position": position.to_json(), "epoch_seconds": self.epoch_seconds,
                             "train_loss": None if math.isnan(self.train_loss) else self.train_loss}
-        backend.save_checkpoint(self.checkpoint, meta, {"losses": position.losses})
+        backend.save_checkpoint(self.checkpoint, meta, position.records())
         self.saved = position
 
-    def end_epoch(self, backend: Backend, epoch: int, losses: np.ndarray, seconds: float,
-                  validation: Validation, next_position: Position) -> None:
+    def recorded_steps(self, done: int, steps: int) -> list[int]:
+        """Which of the next ``steps`` steps, after ``done`` steps of the run, record their
+        weight-gradient norms (0-based positions); none without insight."""
+        return recorded_steps(done + 1, steps, self.every)
+
+    def end_epoch(self, backend: Backend, epoch: int, losses: np.ndarray, grad_norms: np.ndarray,
+                  seconds: float, validation: Evaluation | None, next_position: Position) -> None:
         """Stop on a non-finite loss or weight; else log the epoch, save the checkpoint, print
         one line."""
         self._stop_if_not_finite(backend, epoch, losses, validation)
         self.epoch_seconds.append(seconds)
         self.train_loss = float(losses.mean())
         self._log_scalars(backend, epoch, validation, seconds)
+        if self.insight:
+            done = (epoch - 1) * len(losses)
+            positions = self.recorded_steps(done, len(losses))
+            self.insight.steps(self.weight_names, [done + i + 1 for i in positions],
+                               losses[positions], grad_norms)
+            self.insight.epoch(backend, epoch, validation)
         self.save(backend, next_position)
         val_text = ("no validation split" if validation is None else
-                    f"val loss {validation[0]:.4f}, val accuracy {validation[1]:.4f}")
+                    f"val loss {validation.loss:.4f}, val accuracy {validation.accuracy:.4f}")
         self.log(f"{self.name:>7} epoch {epoch}/{self.config.epochs}: train loss "
                  f"{self.train_loss:.4f}, {val_text}, {seconds:.2f} s, lr {backend.lr:g}")
 
-    def finish(self, backend: Backend, test_accuracy: float) -> BackendResult:
+    def finish(self, backend: Backend, test: Evaluation) -> BackendResult:
         """The test accuracy and the HPARAMS entry; the result ``--json`` prints."""
-        epochs = self.config.epochs
+        epochs, test_accuracy = self.config.epochs, test.accuracy
         with SummaryWriter(self.folder, filename_suffix=SUMMARY_SUFFIX) as summary:
             summary.add_scalar("Accuracy/test", test_accuracy, epochs)
             summary.add_hparams(hparams(self.config, self.meta),
                                 {"hparam/test_accuracy": test_accuracy,
                                  "hparam/final_train_loss": self.train_loss}, step=epochs)
+            if self.insight:
+                self.insight.final(summary, epochs, test)
         self.log(f"{self.name:>7} test accuracy {test_accuracy:.4f}")
         return BackendResult(self.name, str(backend.device), test_accuracy, self.train_loss,
                              self.epoch_seconds, str(self.folder))
 
     def _stop_if_not_finite(self, backend: Backend, epoch: int, losses: np.ndarray,
-                            validation: Validation) -> None:
+                            validation: Evaluation | None) -> None:
         """The step losses, the weights and the validation loss must all be finite."""
         steps = len(losses)
         bad_steps = np.flatnonzero(~np.isfinite(losses))
@@ -114,8 +138,8 @@ class RunLog:
             what, step = f"the loss is {losses[bad_steps[0]]}", int(bad_steps[0]) + 1
         elif not all(np.all(np.isfinite(w)) for w in backend.state_dict().values()):
             what, step = "the weights are not finite", steps
-        elif validation is not None and not math.isfinite(validation[0]):
-            what, step = f"the validation loss is {validation[0]}", steps
+        elif validation is not None and not math.isfinite(validation.loss):
+            what, step = f"the validation loss is {validation.loss}", steps
         else:
             return
         raise TrainingError(
@@ -124,13 +148,13 @@ class RunLog:
             f"--lr. The last checkpoint, all finite (epoch {self.saved.epoch}, step "
             f"{self.saved.step}), is kept at {self.checkpoint}")
 
-    def _log_scalars(self, backend: Backend, epoch: int, validation: Validation,
+    def _log_scalars(self, backend: Backend, epoch: int, validation: Evaluation | None,
                      seconds: float) -> None:
         """One epoch's scalars and weight histograms."""
         self.writer.add_scalar("Loss/train", self.train_loss, epoch)
         if validation is not None:
-            self.writer.add_scalar("Loss/val", validation[0], epoch)
-            self.writer.add_scalar("Accuracy/val", validation[1], epoch)
+            self.writer.add_scalar("Loss/val", validation.loss, epoch)
+            self.writer.add_scalar("Accuracy/val", validation.accuracy, epoch)
         self.writer.add_scalar("Time/epoch_seconds", seconds, epoch)
         for name, norm in backend.grad_norms().items():
             self.writer.add_scalar(f"GradNorm/{name}", norm, epoch)

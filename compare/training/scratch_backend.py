@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +10,7 @@ import numpy as np
 import scratch
 from compare.harness.twins import StateDict, scratch_state_dict
 from compare.training import checkpoint
+from compare.training.backend import Evaluation
 from compare.training.config import batch_bounds
 from compare.training.optimizers import OptimizerSpec
 
@@ -53,8 +54,9 @@ class ScratchBackend:
         self.logits_model = model[:-1]  # shares the layers; the loss takes logits
         self.optimizer = optimizer.build_scratch(model.parameters()) if optimizer else None
         self.loss = scratch.CrossEntropyLoss()
-        self._losses = np.zeros(0)
-        self._step = 0
+        self.weight_names = [name for name, _ in model.named_parameters()
+                             if name.endswith(".weight")]
+        self.start_epoch(0)
 
     @property
     def lr(self) -> float:
@@ -67,28 +69,46 @@ class ScratchBackend:
     def loader(self, x: np.ndarray, y: np.ndarray) -> ScratchLoader:
         return ScratchLoader(x, y)
 
-    def start_epoch(self, steps: int) -> None:
+    def start_epoch(self, steps: int, norm_steps: Sequence[int] = ()) -> None:
         self._losses = np.zeros(steps)
+        self._norm_rows = {step: row for row, step in enumerate(norm_steps)}
+        self._norms = np.zeros((len(norm_steps), len(self.weight_names)))
         self._step = 0
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> None:
         """One optimizer step on the batch x (B, features), y (B,)."""
         self._losses[self._step] = self.loss.forward(self.logits_model.forward(x), y)
         self.logits_model.backward(self.loss.backward(), need_input_grad=False)
+        if self._step in self._norm_rows:
+            self._norms[self._norm_rows[self._step]] = list(self.grad_norms().values())
         self.optimizer.step()
         self._step += 1
 
     def step_losses(self) -> np.ndarray:
         return self._losses[: self._step]
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
-        loss_sum, correct = 0.0, 0
+    def step_grad_norms(self) -> np.ndarray:
+        return self._norms[: sum(step < self._step for step in self._norm_rows)]
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000, *,
+                 keep_outputs: bool = False) -> Evaluation:
+        loss_sum, correct, kept = 0.0, 0, []
         for start in range(0, len(y), batch_size):
-            logits = self.logits_model.forward(x[start : start + batch_size])
-            target = y[start : start + batch_size]
+            outputs = self.layer_outputs(x[start : start + batch_size])
+            logits, target = outputs[-2], y[start : start + batch_size]  # before the Softmax
             loss_sum += self.loss.forward(logits, target) * len(target)
             correct += int(np.count_nonzero(logits.argmax(axis=1) == target))
-        return loss_sum / len(y), correct / len(y)
+            kept += [outputs] if keep_outputs else []
+        return Evaluation(loss_sum / len(y), correct / len(y),
+                          [np.concatenate(per_layer) for per_layer in zip(*kept)])
+
+    def layer_outputs(self, x: np.ndarray) -> list[np.ndarray]:
+        """The output of every layer for x, first layer first."""
+        outputs = []
+        for layer in self.model:
+            x = layer.forward(x)
+            outputs.append(x)
+        return outputs
 
     def state_dict(self) -> StateDict:
         return scratch_state_dict(self.model)

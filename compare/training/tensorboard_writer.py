@@ -5,6 +5,10 @@ event file and its protocol buffers describe the summaries. The public API mirro
 ``torch.utils.tensorboard.SummaryWriter`` so that the NumPy and the PyTorch runs log
 the same way, with one difference: :meth:`SummaryWriter.add_hparams` writes into the run
 folder itself instead of a new sub-folder.
+
+Every record of an event file carries a CRC32C checksum. Without TensorFlow, ``tensorboard``
+computes it in pure Python, which made the checksum of one image cost more than drawing it; the
+writer hands it ``google-crc32c``'s C implementation instead (same checksum, see the tests).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import google_crc32c
 import numpy as np
 from tensorboard.compat.proto import (
     event_pb2,
@@ -23,10 +28,22 @@ from tensorboard.compat.proto import (
     types_pb2,
 )
 from tensorboard.compat.proto.histogram_pb2 import HistogramProto
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import metadata as custom_scalar_metadata
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.plugins.text import metadata as text_metadata
+from tensorboard.summary.writer import record_writer
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+
+def masked_crc32c(data: bytes) -> int:
+    """The record checksum of the TFRecord format: CRC32C, rotated and offset ("masked")."""
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+record_writer.masked_crc32c = masked_crc32c
 
 HParamValue = float | int | str | bool
 
@@ -54,12 +71,12 @@ def _histogram_proto(values: np.ndarray, bins: int) -> HistogramProto:
     )
 
 
-def _text_tensor(text: str) -> tensor_pb2.TensorProto:
-    """Return a scalar string tensor holding ``text`` encoded as UTF-8."""
+def _string_tensor(data: bytes) -> tensor_pb2.TensorProto:
+    """Return a scalar string tensor holding ``data``."""
     return tensor_pb2.TensorProto(
         dtype=types_pb2.DT_STRING,
         tensor_shape=tensor_shape_pb2.TensorShapeProto(),
-        string_val=[text.encode("utf-8")],
+        string_val=[data],
     )
 
 
@@ -109,7 +126,8 @@ def _session_start(hparams: dict[str, HParamValue], now: float
 
 
 class SummaryWriter:
-    """Write scalars, histograms, text and hyperparameters to a TensorBoard run folder.
+    """Write scalars, histograms, images, text, hyperparameters and a custom-scalars layout to a
+    TensorBoard run folder.
 
     Events are queued and written by a background thread; call :meth:`flush` to force
     them to disk and :meth:`close` (or use the writer as a context manager) when done.
@@ -131,7 +149,12 @@ class SummaryWriter:
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
         """Log a scalar; TensorBoard stores it as float32."""
-        self._add_values([summary_pb2.Summary.Value(tag=tag, simple_value=float(value))], step)
+        self.add_scalars({tag: value}, step)
+
+    def add_scalars(self, values: dict[str, float], step: int) -> None:
+        """Log several scalars of one step in one event (each under its own tag)."""
+        self._add_values([summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
+                          for tag, value in values.items()], step)
 
     def add_histogram(self, tag: str, values: np.ndarray, step: int, bins: int = 64) -> None:
         """Log the distribution of ``values`` (any shape, float32 or float64).
@@ -143,12 +166,30 @@ class SummaryWriter:
         histo = _histogram_proto(values, bins)
         self._add_values([summary_pb2.Summary.Value(tag=tag, histo=histo)], step)
 
+    def add_image(self, tag: str, png: bytes, height: int, width: int, step: int) -> None:
+        """Log an RGB image, already encoded as PNG, for the Images tab."""
+        image = summary_pb2.Summary.Image(height=height, width=width, colorspace=3,
+                                          encoded_image_string=png)
+        self._add_values([summary_pb2.Summary.Value(tag=tag, image=image)], step)
+
+    def add_multiline_chart(self, title: str, tag_pattern: str) -> None:
+        """A chart of the Custom Scalars tab that draws every scalar whose tag matches the
+        regular expression ``tag_pattern`` on the same axes."""
+        chart = layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(
+            tag=[tag_pattern]))
+        layout = layout_pb2.Layout(category=[layout_pb2.Category(title=title, chart=[chart])])
+        value = summary_pb2.Summary.Value(
+            tag=custom_scalar_metadata.CONFIG_SUMMARY_TAG,
+            metadata=custom_scalar_metadata.create_summary_metadata(),
+            tensor=_string_tensor(layout.SerializeToString()))
+        self._add_values([value], 0)
+
     def add_text(self, tag: str, text: str, step: int = 0) -> None:
         """Log markdown ``text`` for the Text tab."""
         value = summary_pb2.Summary.Value(
             tag=tag,
             metadata=text_metadata.create_summary_metadata(display_name=tag, description=""),
-            tensor=_text_tensor(text),
+            tensor=_string_tensor(text.encode("utf-8")),
         )
         self._add_values([value], step)
 

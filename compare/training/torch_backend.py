@@ -7,7 +7,7 @@ and read back once per epoch, so a CUDA step never waits for the GPU.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from torch import nn
 
 from compare.harness.twins import StateDict, torch_state_dict
 from compare.training import checkpoint
+from compare.training.backend import Evaluation
 from compare.training.config import batch_bounds
 from compare.training.optimizers import OptimizerSpec
 from torch_ref import logits_of
@@ -62,8 +63,9 @@ class TorchBackend:
         self.logits_model = logits_of(model)
         self.optimizer = optimizer.build_torch(model.parameters()) if optimizer else None
         self.device = next(model.parameters()).device
-        self._losses = torch.zeros(0, device=self.device)
-        self._step = 0
+        self.weights = [(name, p) for name, p in model.named_parameters()
+                        if name.endswith(".weight")]
+        self.start_epoch(0)
 
     @property
     def lr(self) -> float:
@@ -77,8 +79,11 @@ class TorchBackend:
     def loader(self, x: np.ndarray, y: np.ndarray) -> TorchLoader:
         return TorchLoader(x, y, self.device)
 
-    def start_epoch(self, steps: int) -> None:
+    def start_epoch(self, steps: int, norm_steps: Sequence[int] = ()) -> None:
         self._losses = torch.zeros(steps, dtype=torch.float64, device=self.device)
+        self._norm_rows = {step: row for row, step in enumerate(norm_steps)}
+        self._norms = torch.zeros((len(norm_steps), len(self.weights)), dtype=torch.float64,
+                                  device=self.device)
         self._step = 0
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -86,6 +91,9 @@ class TorchBackend:
         loss = F.cross_entropy(self.logits_model(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self._step in self._norm_rows:  # kept on the device: no synchronisation
+            self._norms[self._norm_rows[self._step]] = torch.stack(
+                [torch.linalg.vector_norm(p.grad) for _, p in self.weights])
         self.optimizer.step()
         self._losses[self._step] = loss.detach()
         self._step += 1
@@ -94,25 +102,38 @@ class TorchBackend:
         """Read back from the device: on CUDA, the epoch's one synchronisation."""
         return self._losses[: self._step].cpu().numpy()
 
+    def step_grad_norms(self) -> np.ndarray:
+        return self._norms[: sum(step < self._step for step in self._norm_rows)].cpu().numpy()
+
     @torch.no_grad()
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000, *,
+                 keep_outputs: bool = False) -> Evaluation:
         xs, ys = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        kept = []
         for start in range(0, len(y), batch_size):
-            logits = self.logits_model(xs[start : start + batch_size])
-            target = ys[start : start + batch_size]
+            outputs = self.layer_outputs(xs[start : start + batch_size])
+            logits, target = outputs[-2], ys[start : start + batch_size]  # before the Softmax
             loss_sum += F.cross_entropy(logits, target, reduction="sum")
             correct += (logits.argmax(dim=1) == target).sum()
-        return loss_sum.item() / len(y), correct.item() / len(y)
+            kept += [[output.cpu().numpy() for output in outputs]] if keep_outputs else []
+        return Evaluation(loss_sum.item() / len(y), correct.item() / len(y),
+                          [np.concatenate(per_layer) for per_layer in zip(*kept)])
+
+    def layer_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every layer for x, first layer first."""
+        outputs = []
+        for layer in self.model:
+            x = layer(x)
+            outputs.append(x)
+        return outputs
 
     def state_dict(self) -> StateDict:
         return torch_state_dict(self.model)
 
     def grad_norms(self) -> dict[str, float]:
-        norms = {name: torch.linalg.vector_norm(p.grad)
-                 for name, p in self.model.named_parameters() if name.endswith(".weight")}
-        return {name: float(norm) for name, norm in norms.items()}
+        return {name: float(torch.linalg.vector_norm(p.grad)) for name, p in self.weights}
 
     def save_checkpoint(self, path: Path, meta: dict, progress: dict[str, np.ndarray]) -> None:
         optimizer = self.optimizer.state_dict() if self.optimizer else None

@@ -1,0 +1,179 @@
+"""The pictures: NumPy arrays of numbers made into PNG images (Pillow draws and encodes).
+
+Every function takes plain NumPy arrays, whichever twin they came from, so the same weights give
+the same PNG bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+from typing import ClassVar
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+NEGATIVE, ZERO, POSITIVE = (33, 102, 172), (247, 247, 247), (178, 24, 43)
+"""The diverging scale: blue for a weight that wants its pixel dark, red for one that wants it
+bright, near-white for a pixel the neuron ignores (ColorBrewer's RdBu ends)."""
+BACKGROUND = (128, 128, 128)
+TILES_PER_ROW = 8
+MISTAKE_SHARE_FULL_RED = 0.1
+
+
+def diverging_palette() -> list[int]:
+    """256 RGB colors, flattened: index 0 is -1 (blue), 127 is 0 (white), 254 is +1 (red); index
+    255 is the gray ground between tiles."""
+    t = np.linspace(-1.0, 1.0, 255)[:, None]
+    zero = np.array(ZERO, float)
+    toward = np.where(t < 0, np.array(NEGATIVE, float), np.array(POSITIVE, float))
+    colors = np.rint(zero + np.abs(t) * (toward - zero)).astype(np.uint8)
+    return [*colors.ravel().tolist(), *BACKGROUND]
+
+
+def png(image: np.ndarray, palette: list[int] | None = None) -> bytes:
+    """PNG bytes of an (H, W, 3) uint8 RGB image, or of (H, W) indices into ``palette``."""
+    picture = Image.fromarray(image, "P" if palette else "RGB")
+    if palette:
+        picture.putpalette(palette)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def tile_grid(tiles: np.ndarray, ground: int | tuple[int, ...], gutter: int = 2, scale: int = 2
+              ) -> np.ndarray:
+    """Tiles (N, h, w) or (N, h, w, 3) of one size in rows of ``TILES_PER_ROW`` on ``ground``,
+    each pixel drawn ``scale`` x ``scale``."""
+    count, height, width = tiles.shape[:3]
+    rows, columns = math.ceil(count / TILES_PER_ROW), min(count, TILES_PER_ROW)
+    grid = np.empty((rows * (height + gutter) + gutter, columns * (width + gutter) + gutter,
+                     *tiles.shape[3:]), np.uint8)
+    grid[:] = ground
+    for index, tile in enumerate(tiles):
+        top = gutter + (index // TILES_PER_ROW) * (height + gutter)
+        left = gutter + (index % TILES_PER_ROW) * (width + gutter)
+        grid[top : top + height, left : left + width] = tile
+    return grid.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def neuron_tiles(weight: np.ndarray, count: int = 64) -> np.ndarray | None:
+    """The first ``count`` neurons of a first layer as images, indices into
+    :func:`diverging_palette`: row j of ``weight`` (out, pixels) as a square tile, each scaled
+    by its own largest |w| (so every neuron's pattern shows); None when the inputs are not a
+    square image."""
+    side = math.isqrt(weight.shape[1])
+    if side * side != weight.shape[1]:
+        return None
+    rows = np.asarray(weight[:count], dtype=np.float64)
+    scale = np.abs(rows).max(axis=1, keepdims=True)
+    scaled = rows / np.where(scale > 0, scale, 1.0)  # in [-1, 1]
+    indices = np.rint((scaled + 1.0) * 127.0).astype(np.uint8)
+    return tile_grid(indices.reshape(-1, side, side), ground=255, scale=1)
+
+
+@functools.cache
+def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def digit_rgb(pixels: np.ndarray, scale: int) -> np.ndarray:
+    """A digit's pixels (values in [0, 1], a square) as an RGB image, white on black."""
+    side = math.isqrt(pixels.size)
+    gray = np.rint(np.clip(pixels.reshape(side, side), 0, 1) * 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2).repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def confusion_cell(share: float, correct: bool) -> tuple[int, int, int]:
+    """Blue for the right answers by their share of the row; red for the mistakes, full red at
+    ``MISTAKE_SHARE_FULL_RED`` of the row, so that a class's common confusions stand out."""
+    if correct:
+        shade = round(255 - 200 * share)
+        return shade, shade, 255
+    shade = round(255 - 200 * min(1.0, share / MISTAKE_SHARE_FULL_RED))
+    return 255, shade, shade
+
+
+def confusion_image(confusion: np.ndarray) -> np.ndarray:
+    """A confusion matrix (true class rows, predicted class columns, counts) as a heat map with
+    the counts written in."""
+    cell, margin, classes = 40, 48, len(confusion)
+    size = margin + classes * cell
+    image = Image.new("RGB", (size + 8, size + 8), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    for (true, predicted), count in np.ndenumerate(confusion):
+        color = confusion_cell(shares[true, predicted], true == predicted)
+        left, top = margin + predicted * cell, margin + true * cell
+        draw.rectangle([left, top, left + cell - 1, top + cell - 1], fill=color)
+        draw.text((left + cell // 2, top + cell // 2), str(count), anchor="mm", font=font(12),
+                  fill=(255, 255, 255) if min(color) < 140 else (0, 0, 0))
+    for index in range(classes):
+        draw.text((margin + index * cell + cell // 2, margin - 6), str(index), anchor="ms",
+                  font=font(13), fill=(0, 0, 0))
+        draw.text((margin - 8, margin + index * cell + cell // 2), str(index), anchor="rm",
+                  font=font(13), fill=(0, 0, 0))
+    draw.text((margin, 4), "predicted class", font=font(12), fill=(0, 0, 0))
+    draw.text((2, margin - 14), "true", font=font(12), fill=(0, 0, 0))
+    return np.asarray(image)
+
+
+def captioned_digits(digits: np.ndarray, captions: list[str], scale: int = 3) -> np.ndarray:
+    """Digits (N, pixels) in a grid, each with its caption underneath."""
+    tiles = []
+    for pixels, caption in zip(digits, captions):
+        image = digit_rgb(pixels, scale)
+        tile = Image.new("RGB", (max(image.shape[1], 112), image.shape[0] + 18), (255, 255, 255))
+        tile.paste(Image.fromarray(image), ((tile.width - image.shape[1]) // 2, 0))
+        ImageDraw.Draw(tile).text((tile.width // 2, image.shape[0] + 2), caption, anchor="mt",
+                                  font=font(11), fill=(0, 0, 0))
+        tiles.append(np.asarray(tile))
+    return tile_grid(np.stack(tiles), ground=BACKGROUND, gutter=4, scale=1)
+
+
+class ProbabilityBars:
+    """One row per digit: the digit, then the network's output probabilities as bars, the true
+    class green, a wrong answer red. The digits and labels are drawn once, into a palette
+    image; each call fills in the bars."""
+
+    BAR, GAP, HEIGHT, THUMB = 18, 4, 48, 56
+    COLORS: ClassVar = {"right": (26, 150, 65), "wrong": (215, 48, 39), "other": (150, 150, 150)}
+
+    def __init__(self, digits: np.ndarray, labels: np.ndarray, classes: int) -> None:
+        self.labels = labels
+        width = self.THUMB + 16 + classes * (self.BAR + self.GAP)
+        template = Image.new("RGB", (width, len(digits) * (self.HEIGHT + 24)), (255, 255, 255))
+        draw = ImageDraw.Draw(template)
+        for row, pixels in enumerate(digits):
+            template.paste(Image.fromarray(digit_rgb(pixels, 2)), (0, self.top(row)))
+            for index in range(classes):
+                left, bottom = self.left(index), self.top(row) + self.HEIGHT
+                draw.line([left, bottom, left + self.BAR - 1, bottom], fill=self.COLORS["other"])
+                draw.text((left + self.BAR // 2, bottom + 2), str(index), anchor="mt",
+                          font=font(11), fill=(0, 0, 0))
+        shades = 256 - len(self.COLORS)
+        indexed = template.quantize(colors=shades, method=Image.Quantize.MEDIANCUT)
+        self.template = np.asarray(indexed)
+        palette = indexed.getpalette()[: 3 * shades]
+        self.palette = palette + [0] * (3 * shades - len(palette)) + [
+            channel for color in self.COLORS.values() for channel in color]
+        self.color_index = {name: shades + i for i, name in enumerate(self.COLORS)}
+
+    def top(self, row: int) -> int:
+        return row * (self.HEIGHT + 24) + 4
+
+    def left(self, index: int) -> int:
+        return self.THUMB + 16 + index * (self.BAR + self.GAP)
+
+    def __call__(self, probabilities: np.ndarray) -> np.ndarray:
+        """The chart for ``probabilities`` (digits, classes), as indices into ``palette``."""
+        image = self.template.copy()
+        for row, (p, label) in enumerate(zip(probabilities, self.labels)):
+            answer, bottom = int(np.argmax(p)), self.top(row) + self.HEIGHT
+            for index, share in enumerate(p):
+                kind = "right" if index == label else ("wrong" if index == answer else "other")
+                left = self.left(index)
+                image[bottom - round(float(share) * self.HEIGHT) : bottom,
+                      left : left + self.BAR] = self.color_index[kind]
+        return image

@@ -1,0 +1,118 @@
+"""One twin's insight logging: the pictures and curves TensorBoard shows of what happens inside
+the network, under the same tags for both twins.
+
+- ``Loss/train_step`` and ``GradNormStep/<layer>.weight``: every k-th step, k chosen for about
+  ``POINTS_PER_EPOCH`` points an epoch (recorded during the epoch, logged after it);
+- ``Neurons/first_layer``: the first layer's first 64 neurons as 28x28 weight images;
+- ``DeadUnits/hidden<n>`` and ``Activations/hidden<n>``: per hidden layer, the share of dead
+  (ReLU) or saturated (sigmoid, tanh) units on the validation set (or the first 1000 training
+  images without one), and the distribution of the outputs for its first 500 images;
+- ``Answers/probabilities``: the output probabilities for the first test digit of each class;
+- at the end, ``Mistakes/confusion_matrix`` and ``Mistakes/most_confident_wrong`` on the test set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compare.data import Splits
+from compare.insight.activity import dead_fraction
+from compare.insight.images import (
+    ProbabilityBars,
+    captioned_digits,
+    confusion_image,
+    diverging_palette,
+    neuron_tiles,
+    png,
+)
+from compare.training.backend import Backend, Evaluation
+from compare.training.tensorboard_writer import SummaryWriter
+
+POINTS_PER_EPOCH = 25
+PROBE_ROWS = 1000
+HISTOGRAM_ROWS = 500  # of the probe set: the activations' distribution, at a fraction of the cost
+MISTAKES_SHOWN = 16
+
+
+def log_every(steps_per_epoch: int) -> int:
+    """k: per-step curves take every k-th step (it depends on the epoch's size alone, so a
+    resumed run records the same steps as a straight one)."""
+    return max(1, steps_per_epoch // POINTS_PER_EPOCH)
+
+
+def recorded_steps(first_global_step: int, steps: int, every: int) -> list[int]:
+    """Which of ``steps`` steps, the first of them global step ``first_global_step`` (1-based),
+    are recorded: their 0-based positions."""
+    return [i for i in range(steps) if (first_global_step + i) % every == 0] if every else []
+
+
+def add_image(writer: SummaryWriter, tag: str, image: np.ndarray, step: int,
+              palette: list[int] | None = None) -> None:
+    writer.add_image(tag, png(image, palette), image.shape[0], image.shape[1], step)
+
+
+class InsightLog:
+    """Writes a twin's insight tags into its run folder's ``writer``."""
+
+    def __init__(self, writer: SummaryWriter, splits: Splits, activation: str) -> None:
+        self.writer, self.activation = writer, activation
+        has_validation = len(splits.val_y) > 0
+        self.probe_x = splits.val_x if has_validation else splits.train_x[:PROBE_ROWS]
+        self.probe_y = splits.val_y if has_validation else splits.train_y[:PROBE_ROWS]
+        self.test_x, self.test_y = splits.test_x, splits.test_y
+        self.mean, self.std = splits.mean, splits.std
+        self.handful = np.array([np.flatnonzero(splits.test_y == label)[0]
+                                 for label in np.unique(splits.test_y)])
+        self.bars = ProbabilityBars(self.pixels(self.handful), splits.test_y[self.handful],
+                                    classes=10)
+        self.palette = diverging_palette()
+
+    def start(self) -> None:
+        self.writer.add_multiline_chart("Gradient norm of each layer's weights, every k steps",
+                                        r"GradNormStep/.*")
+
+    def steps(self, names: list[str], global_steps: list[int], losses: np.ndarray,
+              norms: np.ndarray) -> None:
+        """The recorded steps' losses and weight-gradient norms (one row per step)."""
+        tags = ["Loss/train_step", *(f"GradNormStep/{name}" for name in names)]
+        for step, loss, row in zip(global_steps, losses, norms):
+            self.writer.add_scalars(dict(zip(tags, [loss, *row])), step)
+
+    def epoch(self, backend: Backend, epoch: int, validation: Evaluation | None) -> None:
+        """The pictures of the network as it stands after ``epoch`` epochs (0: untrained);
+        ``validation`` (with every layer's outputs) saves a pass over the validation set."""
+        tiles = neuron_tiles(backend.state_dict()["0.weight"])
+        if tiles is not None:
+            add_image(self.writer, "Neurons/first_layer", tiles, epoch, self.palette)
+        if validation is None or not validation.outputs:
+            validation = backend.evaluate(self.probe_x, self.probe_y, keep_outputs=True)
+        for number, hidden in enumerate(validation.outputs[1:-2:2], start=1):
+            self.writer.add_scalar(f"DeadUnits/hidden{number}",
+                                   dead_fraction(hidden, self.activation), epoch)
+            self.writer.add_histogram(f"Activations/hidden{number}", hidden[:HISTOGRAM_ROWS],
+                                      epoch)
+        handful = backend.evaluate(self.test_x[self.handful], self.test_y[self.handful],
+                                   keep_outputs=True)
+        add_image(self.writer, "Answers/probabilities", self.bars(handful.outputs[-1]), epoch,
+                  self.bars.palette)
+
+    def final(self, writer: SummaryWriter, epoch: int, test: Evaluation) -> None:
+        """The test set's confusion matrix and the most confidently wrong digits."""
+        probabilities = test.outputs[-1]
+        predicted = probabilities.argmax(axis=1)
+        classes = probabilities.shape[1]
+        confusion = np.zeros((classes, classes), np.int64)
+        np.add.at(confusion, (self.test_y, predicted), 1)
+        add_image(writer, "Mistakes/confusion_matrix", confusion_image(confusion), epoch)
+        wrong = np.flatnonzero(predicted != self.test_y)
+        if len(wrong):
+            confidence = probabilities[wrong, predicted[wrong]]
+            shown = wrong[np.argsort(-confidence, kind="stable")[:MISTAKES_SHOWN]]
+            captions = [f"{self.test_y[i]} read as {predicted[i]} "
+                        f"({probabilities[i, predicted[i]]:.0%})" for i in shown]
+            add_image(writer, "Mistakes/most_confident_wrong",
+                      captioned_digits(self.pixels(shown), captions), epoch)
+
+    def pixels(self, rows: np.ndarray) -> np.ndarray:
+        """Test images ``rows`` back in [0, 1], for drawing."""
+        return self.test_x[rows].astype(np.float64) * self.std + self.mean
