@@ -153,4 +153,16 @@ class Softmax(Module):
         return "Softmax(dim=-1)"
 
 
-ACTIVATIONS: dict[str, type[Module]] = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+class Identity(Module):
+    """``y = x``, no activation at all: a network of Linear layers with nothing between them is
+    one Linear layer in disguise (``x·W1·W2 = x·(W1·W2)``)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return grad_out
+
+
+ACTIVATIONS: dict[str, type[Module]] = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh,
+                                        "none": Identity}

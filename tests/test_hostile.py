@@ -45,7 +45,7 @@ def dataset_without(role: str) -> Setup:
         (folder / f"{labels}.gz").unlink()
         write_idx(folder / images, np.zeros((0, 8, 8), np.uint8))
         write_idx(folder / labels, np.zeros(0, np.uint8))
-        return train_args()(tmp, data)[:1] + ["--data-dir", str(folder)] + train_args()(tmp, data)[3:]
+        return train_args()(tmp, folder)
     return setup
 
 

@@ -37,7 +37,7 @@ def check_parity(arch: Architecture, dtype: str, batch_size: int, seed: int = 0)
 @pytest.mark.parametrize("batch_size", [1, 7, 256])
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("activation", list(scratch.ACTIVATIONS))
 def test_layerwise_parity(activation: str, dtype: str, arch: str, batch_size: int) -> None:
     check_parity(Architecture.parse(arch, activation), dtype, batch_size)
 
@@ -45,7 +45,7 @@ def test_layerwise_parity(activation: str, dtype: str, arch: str, batch_size: in
 @settings(max_examples=40, deadline=None)
 @given(
     widths=st.lists(st.integers(1, 40), min_size=2, max_size=9),
-    activation=st.sampled_from(["relu", "sigmoid", "tanh"]),
+    activation=st.sampled_from(list(scratch.ACTIVATIONS)),
     dtype=st.sampled_from(["float32", "float64"]),
     batch_size=st.integers(1, 64),
     seed=st.integers(0, 2**16),
@@ -54,7 +54,7 @@ def test_parity_on_generated_shapes(widths, activation, dtype, batch_size, seed)
     check_parity(Architecture(tuple(widths), activation), dtype, batch_size, seed)
 
 
-@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("activation", list(scratch.ACTIVATIONS))
 @pytest.mark.parametrize("arch", ["784-64-10", "784-128-64-10", "30-8-8-8-8-8-8-8-10"])
 def test_finite_differences_confirm_scratch_gradients(arch: str, activation: str) -> None:
     rows = finite_difference_rows(Architecture.parse(arch, activation), seed=3)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import scratch
 from compare.bench.plain_loops import PLAIN_LOOPS
 from compare.harness import tolerance
 from compare.harness.arch import Architecture
@@ -19,7 +20,7 @@ ROWS, BATCH, LR = 50, 16, 0.5  # the last batch is short: 50 = 3 x 16 + 2
 
 
 @pytest.mark.parametrize("backend", ["scratch", "torch"])
-@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("activation", list(scratch.ACTIVATIONS))
 def test_plain_loop_epoch_leaves_the_product_weights(backend: str, activation: str) -> None:
     widths = (12, 7, 5, 3)
     config = TrainConfig(Architecture(widths, activation), OptimizerSpec.create("sgd", LR), 1,

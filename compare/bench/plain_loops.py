@@ -64,10 +64,19 @@ def _tanh_grad(y: np.ndarray, dy: np.ndarray, work: np.ndarray) -> None:
     dy *= work
 
 
+def _identity(h: np.ndarray) -> None:
+    pass
+
+
+def _identity_grad(y: np.ndarray, dy: np.ndarray, work: np.ndarray) -> None:
+    pass
+
+
 INLINE_ACTIVATIONS: dict[type, Activation] = {
     scratch.ReLU: (_relu, _relu_grad),
     scratch.Sigmoid: (_sigmoid, _sigmoid_grad),
     scratch.Tanh: (_tanh, _tanh_grad),
+    scratch.Identity: (_identity, _identity_grad),
 }
 """Each activation layer of scratch as (forward in place on its output, backward: multiply the
 upstream gradient by the derivative computed from the output, using a work array)."""

@@ -101,7 +101,8 @@ def int_list(text: str) -> list[int]:
 def add_network_flags(parser: argparse.ArgumentParser, *, dtype: str) -> None:
     parser.add_argument("--arch", default="784-128-64-10",
                         help="layer widths, input first and classes last (default %(default)s)")
-    parser.add_argument("--activation", default="relu", help="relu, sigmoid or tanh (%(default)s)")
+    parser.add_argument("--activation", default="relu",
+                        help="relu, sigmoid, tanh, or none (%(default)s)")
     parser.add_argument("--dtype", default=dtype, help="float32 or float64 (default %(default)s)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="fixes every random draw (%(default)s)")

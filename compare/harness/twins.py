@@ -66,7 +66,7 @@ def check_same_structure(scratch_model: scratch.Sequential, torch_model: nn.Sequ
     from torch import nn
 
     kinds = {scratch.Linear: nn.Linear, scratch.ReLU: nn.ReLU, scratch.Sigmoid: nn.Sigmoid,
-             scratch.Tanh: nn.Tanh, scratch.Softmax: nn.Softmax}
+             scratch.Tanh: nn.Tanh, scratch.Softmax: nn.Softmax, scratch.Identity: nn.Identity}
     if len(scratch_model) != len(torch_model):
         raise WeightMismatchError(f"scratch network has {len(scratch_model)} layers, torch "
                                   f"network has {len(torch_model)}")

@@ -10,6 +10,8 @@ SATURATION_MARGIN = 0.01
 SATURATED_SHARE = 0.99
 """A unit saturated on more than this share of the inputs counts as saturated."""
 BOUNDS = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+DEAD_OR_SATURATED = ("relu", *BOUNDS)
+"""The activations whose units can die or saturate (not "none", which passes everything)."""
 
 
 def dead_fraction(outputs: np.ndarray, activation: str) -> float:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from compare.data import Splits
-from compare.insight.activity import dead_fraction
+from compare.insight.activity import DEAD_OR_SATURATED, dead_fraction
 from compare.insight.images import (
     ProbabilityBars,
     captioned_digits,
@@ -87,8 +87,9 @@ class InsightLog:
         if validation is None or not validation.outputs:
             validation = backend.evaluate(self.probe_x, self.probe_y, keep_outputs=True)
         for number, hidden in enumerate(validation.outputs[1:-2:2], start=1):
-            self.writer.add_scalar(f"DeadUnits/hidden{number}",
-                                   dead_fraction(hidden, self.activation), epoch)
+            if self.activation in DEAD_OR_SATURATED:
+                self.writer.add_scalar(f"DeadUnits/hidden{number}",
+                                       dead_fraction(hidden, self.activation), epoch)
             self.writer.add_histogram(f"Activations/hidden{number}", hidden[:HISTOGRAM_ROWS],
                                       epoch)
         handful = backend.evaluate(self.test_x[self.handful], self.test_y[self.handful],
