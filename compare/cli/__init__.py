@@ -1,4 +1,4 @@
-"""``python -m compare {parity,train,evaluate,bench}``.
+"""``python -m compare {parity,train,evaluate,bench,lesson}``.
 
 Exit status: 0 on success; 1 when a check fails, a run diverges or a bug is hit; 2 on bad
 arguments, data, checkpoints or folders; 130 on Ctrl-C. Every failure is one line on stderr
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from compare.cli import bench, evaluate, parity, train
+from compare.cli import bench, evaluate, lesson, parity, train
 from compare.cli.flags import Parser
 from compare.errors import CheckError, InterruptionError, UserError
 
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="compare", description=__doc__,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for command in (parity, train, evaluate, bench):
+    for command in (parity, train, evaluate, bench, lesson):
         command.add_parser(commands)
     for command_parser in commands.choices.values():
         command_parser.add_argument("--debug", action="store_true",

@@ -118,20 +118,6 @@ def load_data(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Spl
     return splits, SAMPLE
 
 
-def reserve_run_dir(logdir: Path, name: str) -> Path:
-    """Create ``logdir/name``, or ``name-2``, ``-3``... when taken, atomically: two runs started
-    together never share a folder, and old runs are never mixed with new ones."""
-    logdir.mkdir(parents=True, exist_ok=True)
-    suffix = 1
-    while True:
-        candidate = logdir / (name if suffix == 1 else f"{name}-{suffix}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            suffix += 1
-
-
 def run_meta(args: argparse.Namespace, config: TrainConfig, splits: Splits, dataset: str,
              backends: list[str]) -> dict:
     """What a checkpoint needs to rebuild the network and its data, and to continue the run."""
@@ -150,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         from compare.cli.resume import resume
 
         return resume(args, flags.given(args.parser, args))
+    from compare.training.run_log import reserve_run_dir
+
     arch = check_flags(args)
     backends = ["scratch", "torch"] if args.backend == "both" else [args.backend]
     device = flags.resolve_device(args.device) if "torch" in backends else "cpu"

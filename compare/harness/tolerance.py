@@ -17,6 +17,8 @@ OPTIMIZER_LOCKSTEP_FLOAT64_MAX_REL = 1e-10  # 100 steps on random batches (tests
 TRAINING_LOCKSTEP_FLOAT64_MAX_REL = 1e-9  # any number of steps of `train --lockstep`
 # float32 twins trained apart: rounding sends them on slightly different paths.
 TRAINED_FLOAT32_ACCURACY_ABS = 0.03
+# A lesson's figures (losses, accuracies, noise) from float32 twins trained for a few epochs.
+LESSON_FLOAT32_MAX_REL = 1e-3
 
 
 @dataclass(frozen=True)

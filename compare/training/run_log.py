@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -28,8 +28,43 @@ from compare.training.tensorboard_writer import SummaryWriter
 SUMMARY_SUFFIX = ".summary"
 
 
+def reserve_run_dir(logdir: Path, name: str) -> Path:
+    """Create ``logdir/name``, or ``name-2``, ``-3``... when taken, atomically: two runs started
+    together never share a folder, and old runs are never mixed with new ones."""
+    logdir.mkdir(parents=True, exist_ok=True)
+    suffix = 1
+    while True:
+        candidate = logdir / (name if suffix == 1 else f"{name}-{suffix}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            suffix += 1
+
+
 class TrainingError(CheckError):
     """Training stopped: a non-finite value, or the twins drifted apart under --lockstep."""
+
+
+class DivergenceError(TrainingError):
+    """A loss, a weight or the validation loss stopped being finite at global ``step``;
+    ``history`` holds the epochs before."""
+
+    def __init__(self, message: str, step: int, history: list[EpochRecord]) -> None:
+        super().__init__(message)
+        self.step, self.history = step, history
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch of one twin measured, kept in memory for the caller (the lessons)."""
+
+    epoch: int
+    train_loss: float
+    validation: Evaluation | None
+    seconds: float
+    step_losses: np.ndarray
+    grad_norms: np.ndarray  # (recorded steps, Linear layers)
 
 
 @dataclass
@@ -40,9 +75,11 @@ class BackendResult:
     final_train_loss: float
     epoch_seconds: list[float]
     run_dir: str
+    history: list[EpochRecord] = field(default_factory=list, repr=False)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), allow_nan=False)
+        fields = {key: value for key, value in asdict(self).items() if key != "history"}
+        return json.dumps(fields, allow_nan=False)
 
 
 class RunLog:
@@ -73,6 +110,7 @@ class RunLog:
         saved_loss = (history or {}).get("train_loss")
         self.train_loss = math.nan if saved_loss is None else float(saved_loss)
         self.saved = Position()  # where the checkpoint on disk continues from
+        self.history: list[EpochRecord] = []
 
     def start(self, backend: Backend, position: Position) -> None:
         """The epoch-0 checkpoint, the settings as a text table, the untrained network."""
@@ -102,6 +140,9 @@ class RunLog:
         self._stop_if_not_finite(backend, epoch, losses, validation)
         self.epoch_seconds.append(seconds)
         self.train_loss = float(losses.mean())
+        summary = None if validation is None else Evaluation(validation.loss, validation.accuracy)
+        self.history.append(EpochRecord(epoch, self.train_loss, summary, seconds, losses,
+                                        grad_norms))
         self._log_scalars(backend, epoch, validation, seconds)
         if self.insight:
             done = (epoch - 1) * len(losses)
@@ -127,7 +168,7 @@ class RunLog:
                 self.insight.final(summary, epochs, test)
         self.log(f"{self.name:>7} test accuracy {test_accuracy:.4f}")
         return BackendResult(self.name, str(backend.device), test_accuracy, self.train_loss,
-                             self.epoch_seconds, str(self.folder))
+                             self.epoch_seconds, str(self.folder), self.history)
 
     def _stop_if_not_finite(self, backend: Backend, epoch: int, losses: np.ndarray,
                             validation: Evaluation | None) -> None:
@@ -142,11 +183,12 @@ class RunLog:
             what, step = f"the validation loss is {validation.loss}", steps
         else:
             return
-        raise TrainingError(
+        global_step = (epoch - 1) * steps + step
+        raise DivergenceError(
             f"{self.name}: {what} at epoch {epoch}, step {step} of {steps} (global step "
-            f"{(epoch - 1) * steps + step}) with learning rate {backend.lr:g}; try a smaller "
-            f"--lr. The last checkpoint, all finite (epoch {self.saved.epoch}, step "
-            f"{self.saved.step}), is kept at {self.checkpoint}")
+            f"{global_step}) with learning rate {backend.lr:g}; try a smaller --lr. The last "
+            f"checkpoint, all finite (epoch {self.saved.epoch}, step {self.saved.step}), is kept "
+            f"at {self.checkpoint}", global_step, self.history)
 
     def _log_scalars(self, backend: Backend, epoch: int, validation: Evaluation | None,
                      seconds: float) -> None:

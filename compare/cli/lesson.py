@@ -1,0 +1,73 @@
+"""``compare lesson NAME``: one claim of the tutorials, trained by both twins, with the figures
+that show it and a verdict computed from the run; ``--list`` names them all."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from compare.cli import flags
+from compare.cli.flags import UsageError
+from compare.data import DATASETS
+from compare.data.files import SAMPLE
+
+if TYPE_CHECKING:
+    from compare.lessons.base import Lesson
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("lesson", help="reproduce a claim of the tutorials")
+    parser.add_argument("name", nargs="?", help="the lesson (see --list)")
+    parser.add_argument("--list", action="store_true", help="each lesson and its claim")
+    parser.add_argument("--backend", choices=["scratch", "torch", "both"], default="both")
+    parser.add_argument("--dataset", choices=list(DATASETS), default=SAMPLE,
+                        help="default: the bundled MNIST sample")
+    parser.add_argument("--data-dir", default=None, help="for --dataset mnist or fashion-mnist")
+    parser.add_argument("--seed", type=flags.non_negative_int, default=0)
+    parser.add_argument("--logdir", default="runs")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from compare.lessons import LESSONS
+
+    if args.list:
+        width = max(map(len, LESSONS))
+        print("\n".join(f"{name:<{width}}  {lesson.claim}" for name, lesson in LESSONS.items()))
+        return 0
+    if args.name is None:
+        raise UsageError(f"lesson: name a lesson ({', '.join(LESSONS)}) or give --list")
+    if args.name not in LESSONS:
+        raise UsageError(f"lesson {args.name!r}: choose one of {', '.join(LESSONS)} (--list "
+                         "says what each shows)")
+    if (args.dataset == SAMPLE) != (args.data_dir is None):
+        raise UsageError("--data-dir goes with --dataset mnist or fashion-mnist, and only with "
+                         "them (the sample is bundled)")
+    return teach(LESSONS[args.name], args)
+
+
+def teach(lesson: Lesson, args: argparse.Namespace) -> int:
+    from compare.data import load_splits
+    from compare.harness.arch import parse_dtype
+    from compare.lessons.base import LessonContext
+    from compare.training.interrupt import StopRequest
+    from compare.training.run_log import reserve_run_dir
+
+    out = flags.output(args)
+    splits, on = None, "its own small problem (the dataset flags do not apply)"
+    if lesson.uses_data:
+        splits = load_splits(Path(args.data_dir or "."), args.dataset, seed=args.seed,
+                             dtype=parse_dtype(lesson.dtype))
+        on = f"{args.dataset} ({len(splits.train_y)} training images)"
+    logdir = reserve_run_dir(Path(args.logdir), f"lesson-{lesson.name}")
+    backends = ["scratch", "torch"] if args.backend == "both" else [args.backend]
+    print(f"lesson {lesson.name} on {on}, {' and '.join(backends)}, {lesson.dtype}; logging "
+          f"to {logdir}", file=out, flush=True)
+    with StopRequest() as stop:
+        context = LessonContext(backends, splits, args.dataset, logdir, args.seed, stop,
+                                log=lambda line: print(line, file=out, flush=True))
+        report = lesson.run(context)
+    print(flags.strict_json(report.to_json()) if args.json else "\n" + report.table())
+    return 0

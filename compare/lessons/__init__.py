@@ -1,0 +1,14 @@
+"""Lessons: each claim of the tutorials, reproduced by both twins in one command
+(``python -m compare lesson NAME``), with a verdict computed from the run."""
+
+from compare.lessons.capacity import Overfitting, Width
+from compare.lessons.collapse import LinearCollapse
+from compare.lessons.gradients import VanishingGradients
+from compare.lessons.hyperparameters import BatchSize, LearningRate
+from compare.lessons.neuron import NeuronVsLayer
+
+LESSONS = {lesson.name: lesson for lesson in (
+    LinearCollapse(), NeuronVsLayer(), VanishingGradients(), LearningRate(), BatchSize(),
+    Overfitting(), Width())}
+
+__all__ = ["LESSONS"]

@@ -1,0 +1,188 @@
+"""What every lesson shares: the context it runs in, training one configuration with each twin,
+and the report: a few figures per configuration and twin, and a verdict computed from them."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from compare.data import Splits
+from compare.harness.arch import Architecture
+from compare.training.backend import build_backend
+from compare.training.config import Position, TrainConfig
+from compare.training.interrupt import StopRequest
+from compare.training.loop import fit
+from compare.training.optimizers import OptimizerSpec
+from compare.training.run_log import (
+    BackendResult,
+    DivergenceError,
+    EpochRecord,
+    RunLog,
+    reserve_run_dir,
+)
+from compare.training.threads import blas_thread_policy
+
+HOLDS, DOES_NOT_HOLD = "holds", "does not hold on this data"
+
+
+@dataclass
+class LessonContext:
+    """Where and with what a lesson runs: the twins, the data, its TensorBoard folder."""
+
+    backends: list[str]
+    splits: Splits | None  # None for a lesson with a problem of its own (Lesson.uses_data)
+    dataset: str
+    logdir: Path  # runs/lesson-<name>, one sub-folder per configuration
+    seed: int
+    stop: StopRequest
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class Outcome:
+    """One configuration trained by one twin: its epochs, and where it diverged (if it did)."""
+
+    history: list[EpochRecord]
+    test_accuracy: float = math.nan
+    train_accuracy: float = math.nan
+    diverged_at: int | None = None  # the global step of the first non-finite value
+    seconds: float = 0.0
+
+
+def sgd_config(context: LessonContext, hidden: tuple[int, ...], activation: str, *,
+               epochs: int, lr: float, dtype: str, batch_size: int = 64) -> TrainConfig:
+    """The network ``inputs-hidden...-10`` with ``activation``, plain SGD at ``lr``, the
+    context's seed, on the CPU."""
+    arch = Architecture((context.splits.train_x.shape[1], *hidden, 10), activation)
+    return TrainConfig(arch, OptimizerSpec.create("sgd", lr), epochs, batch_size, context.seed,
+                       dtype, "cpu")
+
+
+def train_configuration(context: LessonContext, label: str, config: TrainConfig,
+                        splits: Splits | None = None) -> dict[str, Outcome]:
+    """Train ``config`` with each twin of the context, logging to ``logdir/label/<twin>``; a
+    divergence is an outcome here, not an error."""
+    splits = splits or context.splits
+    run_dir = reserve_run_dir(context.logdir, label)
+    meta = {"dataset": context.dataset, "mean": splits.mean, "std": splits.std,
+            "sizes": f"{len(splits.train_y)} / {len(splits.val_y)} / {len(splits.test_y)}",
+            "arch": config.arch.spec, "activation": config.arch.activation, "dtype": config.dtype}
+    outcomes = {}
+    with blas_thread_policy(config.batch_size):
+        for name in context.backends:
+            outcomes[name] = _train_twin(context, name, config, splits, run_dir, meta)
+            context.log(f"  {label:<16} {name:>7}: {_summary(outcomes[name])}")
+    return outcomes
+
+
+def _train_twin(context: LessonContext, name: str, config: TrainConfig, splits: Splits,
+                run_dir: Path, meta: dict) -> Outcome:
+    backend = build_backend(name, config)
+    started = time.perf_counter()
+    with RunLog(backend, run_dir, config, meta, lambda line: None, None, splits) as run:
+        run.start(backend, Position())
+        try:
+            result: BackendResult = fit(backend, splits, config, run, position=Position(),
+                                        stop=context.stop, quiet=True)
+        except DivergenceError as diverged:
+            return Outcome(diverged.history, diverged_at=diverged.step,
+                           seconds=time.perf_counter() - started)
+    train_accuracy = backend.evaluate(splits.train_x, splits.train_y).accuracy
+    return Outcome(result.history, result.test_accuracy, train_accuracy,
+                   seconds=time.perf_counter() - started)
+
+
+def _summary(outcome: Outcome) -> str:
+    if outcome.diverged_at is not None:
+        return f"diverged at step {outcome.diverged_at}"
+    return (f"{len(outcome.history)} epochs, train loss {outcome.history[-1].train_loss:.4f}, "
+            f"test accuracy {outcome.test_accuracy:.4f}, {outcome.seconds:.1f} s")
+
+
+@dataclass
+class Row:
+    """One figure of one configuration, per twin. ``math`` figures must agree between the
+    twins; the others (seconds) measure the libraries."""
+
+    figure: str
+    config: str
+    values: dict[str, float]
+    math: bool = True
+
+
+class Lesson:
+    """A claim of the tutorials and the runs that test it. Each lesson is a frozen dataclass
+    whose fields are its configuration, so a test can swap the one that should fail for the one
+    that should succeed and watch the verdict turn."""
+
+    name: ClassVar[str]
+    claim: ClassVar[str]
+    dtype: ClassVar[str]  # of every network the lesson trains
+    look_at: ClassVar[str]  # what to open in TensorBoard
+    uses_data: ClassVar[bool] = True  # False: the lesson brings its own small problem
+
+    def run(self, context: LessonContext) -> LessonReport:
+        raise NotImplementedError
+
+    def report(self, context: LessonContext, rows: list[Row], holds: bool, reason: str
+               ) -> LessonReport:
+        return LessonReport(self.name, self.claim, rows, holds, reason, context.logdir,
+                            self.dtype, self.look_at)
+
+
+@dataclass
+class LessonReport:
+    name: str
+    claim: str
+    rows: list[Row]
+    holds: bool
+    reason: str
+    runs: Path
+    dtype: str
+    look_at: str  # what to open in TensorBoard
+
+    @property
+    def verdict(self) -> str:
+        return HOLDS if self.holds else DOES_NOT_HOLD
+
+    def twin_difference(self) -> float | None:
+        """The largest relative difference |a-b|/max(|a|,|b|) between the twins' values of a
+        math figure; None with one twin."""
+        pairs = [tuple(row.values.values()) for row in self.rows
+                 if row.math and len(row.values) == 2]
+        if not pairs:
+            return None
+        return max((abs(a - b) / max(abs(a), abs(b)) if a != b else 0.0) for a, b in pairs)
+
+    def to_json(self) -> dict:
+        return {"lesson": self.name, "claim": self.claim, "verdict": self.verdict,
+                "reason": self.reason, "dtype": self.dtype,
+                "twin_max_rel_difference": self.twin_difference(), "runs": str(self.runs),
+                "figures": [{"figure": r.figure, "config": r.config, "values": r.values,
+                             "twins_must_agree": r.math} for r in self.rows]}
+
+    def table(self) -> str:
+        twins = list(self.rows[0].values) if self.rows else []
+        width = max(len(row.figure) for row in self.rows) + 2
+        lines = [f"lesson {self.name}: {self.claim}",
+                 f"runs in {self.runs} (TensorBoard: {self.look_at})", "",
+                 f"{'figure':<{width}}{'config':<18}" + "".join(f"{t:>12}" for t in twins)]
+        lines += [f"{row.figure:<{width}}{row.config:<18}" +
+                  "".join(f"{_number(row.values[t]):>12}" for t in twins) for row in self.rows]
+        difference = self.twin_difference()
+        if difference is not None:
+            lines.append(f"\nlargest relative difference between the twins' figures (seconds "
+                         f"aside): {difference:.1e} ({self.dtype})")
+        lines.append(f"verdict: {self.verdict}: {self.reason}")
+        return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int) or (math.isfinite(value) and value == int(value) and
+                                  abs(value) < 1e6):
+        return str(int(value))
+    return f"{value:.3g}" if 1e-3 <= abs(value) < 1e4 else f"{value:.2e}"

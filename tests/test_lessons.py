@@ -1,0 +1,92 @@
+"""compare lesson: every claim holds on the bundled MNIST sample with both twins agreeing, and
+each verdict turns when the configuration that should fail is swapped for one that should not."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compare import cli
+from compare.data import SAMPLE, load_splits
+from compare.harness import tolerance
+from compare.lessons import LESSONS
+from compare.lessons.base import DOES_NOT_HOLD, HOLDS, Lesson, LessonContext
+from compare.training.interrupt import StopRequest
+
+SWAPPED = {  # the configuration that should succeed, in place of the one that should fail
+    "linear-collapse": {"stack": "relu"},  # a ReLU between the layers: no longer one layer
+    "neuron-vs-layer": {"neuron_activation": "none"},  # a linear neuron can add
+    "vanishing-gradients": {"failing": "relu"},  # ReLU on both sides
+    "learning-rate": {"low": 0.1, "high": 0.1},  # every rate a good one
+    "batch-size": {"batch_sizes": (128, 128)},  # the same batch size twice
+    "overfitting": {"epochs": 5},  # stopped before it memorizes
+    "width": {"widths": (128, 128)},  # wide enough on both sides
+}
+
+
+def run_lesson(name: str, tmp_path: Path, capsys: pytest.CaptureFixture, *extra: str) -> dict:
+    status = cli.main(["lesson", name, "--json", "--logdir", str(tmp_path), *extra])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_list_names_every_lesson_and_its_claim(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["lesson", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(LESSONS)
+    assert all(lesson.claim in line for lesson, line in zip(LESSONS.values(), lines, strict=True))
+
+
+@pytest.mark.parametrize("name", list(LESSONS))
+def test_the_claim_holds_and_the_twins_agree(name: str, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    report = run_lesson(name, tmp_path, capsys)
+    assert report["verdict"] == HOLDS, report["reason"]
+    limit = (tolerance.TRAINING_LOCKSTEP_FLOAT64_MAX_REL if report["dtype"] == "float64" else
+             tolerance.LESSON_FLOAT32_MAX_REL)
+    assert report["twin_max_rel_difference"] <= limit, (
+        f"{name}: the twins' figures differ by {report['twin_max_rel_difference']:.2e} relative,"
+        f" over the {report['dtype']} limit {limit:g}")
+    if name == "linear-collapse":
+        (row,) = [r for r in report["figures"] if r["figure"].startswith("stack vs its")]
+        assert max(row["values"].values()) <= tolerance.FLOAT64_MAX_REL, (
+            f"the stack and its collapsed layer differ by {row['values']}; "
+            f"{tolerance.FLOAT64.name}")
+    runs = Path(report["runs"])
+    assert runs == tmp_path / f"lesson-{name}"
+    assert {path.name for path in runs.glob("*/*")} == {"scratch", "torch"}
+
+
+@pytest.fixture(scope="module")
+def sample_splits() -> dict:
+    return {dtype: load_splits(Path("."), SAMPLE, dtype=getattr(np, dtype))
+            for dtype in ("float32", "float64")}
+
+
+@pytest.mark.parametrize("name", list(LESSONS))
+def test_the_verdict_turns_when_the_failing_configuration_is_swapped(
+        name: str, tmp_path: Path, sample_splits: dict) -> None:
+    lesson: Lesson = dataclasses.replace(LESSONS[name], **SWAPPED[name])
+    splits = sample_splits[lesson.dtype] if lesson.uses_data else None
+    with StopRequest() as stop:
+        report = lesson.run(LessonContext(["scratch"], splits, SAMPLE, tmp_path, 0, stop,
+                                          log=lambda line: None))
+    assert report.verdict == DOES_NOT_HOLD, f"{name} with {SWAPPED[name]}: {report.reason}"
+
+
+@pytest.mark.parametrize(("args", "culprit"), [
+    (["lesson", "no-such-lesson"], "lesson 'no-such-lesson'"),
+    (["lesson"], "name a lesson"),
+    (["lesson", "width", "--data-dir", "/nowhere"], "--data-dir"),
+    (["lesson", "width", "--dataset", "mnist"], "--data-dir"),
+])
+def test_bad_lesson_arguments_are_one_line(args: list[str], culprit: str,
+                                           capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and culprit in err, err
