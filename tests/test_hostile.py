@@ -109,6 +109,26 @@ def resume_format_1(tmp: Path, data: Path) -> list[str]:
     return ["train", "--resume", str(tmp / "old")]
 
 
+def edited_run(edit: Callable[[dict], object]) -> Setup:
+    """``train --resume`` of a finished one-epoch scratch run whose checkpoint meta was edited by
+    hand with ``edit(meta)``."""
+    def setup(tmp: Path, data: Path) -> list[str]:
+        run = finished_run(tmp, data)
+        path = run / "scratch" / "checkpoint.npz"
+        with np.load(path) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        edit(meta)
+        np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+        return ["train", "--resume", str(run), "--epochs", "2"]
+    return setup
+
+
+def small_dataset_lesson(tmp: Path, data: Path) -> list[str]:
+    return ["lesson", "width", "--dataset", "mnist", "--data-dir", str(data), "--logdir",
+            str(tmp / "runs")]
+
+
 CASES = [
     # flags, each refused before any work
     pytest.param(train_args("--momentum", "-1", "--optimizer", "momentum"), 2, "--momentum",
@@ -196,6 +216,36 @@ CASES = [
     pytest.param(resume_with("--lr", "0.5"), 2, "--lr cannot be changed", id="resume-new-lr"),
     pytest.param(resume_with(), 2, "already trained its 1 epochs", id="resume-finished-run"),
     pytest.param(resume_format_1, 2, "can be evaluated but not resumed", id="resume-format-1"),
+    pytest.param(resume_with("--lr", "0.1"), 2, "--lr cannot be changed",
+                 id="resume-lr-equal-to-the-default"),
+    pytest.param(edited_run(lambda m: m["position"].pop("shuffle_state")), 2,
+                 "meta 'config' or 'position'", id="resume-position-lacks-a-key"),
+    pytest.param(edited_run(lambda m: m["position"].update(epoch=-1)), 2, "the position",
+                 id="resume-negative-epoch"),
+    pytest.param(edited_run(lambda m: m["position"].update(step=10**9)), 2, "the position",
+                 id="resume-step-without-its-losses"),
+    pytest.param(edited_run(lambda m: m["position"].update(shuffle_state="garbage")), 2,
+                 "meta 'config' or 'position'", id="resume-garbage-shuffle-state"),
+    pytest.param(edited_run(lambda m: m["config"].update(batch_size=0)), 2, "the settings",
+                 id="resume-batch-size-zero"),
+    pytest.param(edited_run(lambda m: m["config"]["optimizer"].update(name="bogus")), 2,
+                 "the settings", id="resume-unknown-optimizer"),
+    pytest.param(edited_run(lambda m: m["config"]["optimizer"].update(settings={"bogus": 1})),
+                 2, "meta 'config' or 'position'", id="resume-unknown-optimizer-setting"),
+    pytest.param(edited_run(lambda m: m.update(backends=["bogus"])), 2, "the twins",
+                 id="resume-unknown-twin"),
+    pytest.param(edited_run(lambda m: m.update(lockstep=True)), 2, "the twins",
+                 id="resume-lockstep-with-one-twin"),
+    pytest.param(edited_run(lambda m: m.update(lesson="width")), 2,
+                 "a run of lesson 'width': it can be evaluated but not resumed",
+                 id="resume-a-lesson-run"),
+    # lessons
+    pytest.param(lambda tmp, data: ["lesson", "width", "--logdir", logdir_is_a_file(tmp, data)[-1]],
+                 2, "--logdir", id="lesson-logdir-is-a-file"),
+    pytest.param(small_dataset_lesson, 2, "the lessons need at least 2000",
+                 id="lesson-on-too-little-data"),
+    pytest.param(lambda tmp, data: ["lesson", "--list", "width"], 2, "--list",
+                 id="lesson-list-with-a-name"),
 ]
 
 
@@ -343,3 +393,57 @@ def test_evaluate_on_cuda_without_a_gpu(data_dir: Path, tmp_path: Path,
     capsys.readouterr()
     assert cli.main(["evaluate", "--checkpoint", str(path), "--device", "cuda"]) == 2
     assert "--device cuda" in capsys.readouterr().err
+
+
+def test_a_resume_with_epochs_equal_to_the_default_continues(data_dir: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    """``--epochs 10`` is the default value, and given: the one-epoch run goes on to 10."""
+    run = finished_run(tmp_path, data_dir)
+    assert cli.main(["train", "--resume", str(run), "--epochs", "10"]) == 0
+    assert checkpoint.read(run / "scratch" / "checkpoint.npz").meta["epoch"] == 10
+
+
+def test_a_run_being_trained_cannot_be_resumed_beside_it(data_dir: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    from compare.training.run_dir import run_lock
+
+    run = finished_run(tmp_path, data_dir)
+    capsys.readouterr()
+    with run_lock(run):  # as another process training it would
+        assert cli.main(["train", "--resume", str(run), "--epochs", "2"]) == 2
+    assert "another process is training this run" in capsys.readouterr().err
+    assert checkpoint.read(run / "scratch" / "checkpoint.npz").meta["epoch"] == 1
+
+
+def test_a_bad_torch_optimizer_state_is_refused_before_either_twin_trains(
+        data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(train_args("--optimizer", "adam", "--lr", "0.001")(tmp_path, data_dir)) == 0
+    run = tmp_path / "runs" / "run"
+    saved = torch.load(run / "torch" / "checkpoint.pt", weights_only=True)
+    saved["optimizer"]["state"][0]["exp_avg"] = torch.zeros(3)  # a crash in the fused step
+    torch.save(saved, run / "torch" / "checkpoint.pt")
+    before = (run / "scratch" / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(run), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.pt: its optimizer state does not fit" in err and "exp_avg" in err, err
+    assert (run / "scratch" / "checkpoint.npz").read_bytes() == before, "scratch trained on"
+
+
+def test_lesson_list_json_is_strict_json(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["lesson", "--list", "--json"]) == 0
+    claims = json.loads(capsys.readouterr().out)
+    assert "vanishing-gradients" in claims and all(claims.values())
+
+
+def test_ctrl_c_stops_the_neuron_lesson(tmp_path: Path) -> None:
+    from compare.errors import InterruptionError
+    from compare.lessons import LESSONS
+    from compare.lessons.base import LessonContext
+    from compare.training.interrupt import StopRequest
+
+    stop = StopRequest()
+    stop.requested = True  # as the first Ctrl-C sets it
+    with pytest.raises(InterruptionError, match="stopped by Ctrl-C in epoch 1"):
+        LESSONS["neuron-vs-layer"].run(LessonContext("neuron-vs-layer", ["scratch"], None,
+                                                     "mnist-sample", tmp_path, 0, stop))

@@ -74,7 +74,7 @@ def test_the_verdict_turns_when_the_failing_configuration_is_swapped(
     lesson: Lesson = dataclasses.replace(LESSONS[name], **SWAPPED[name])
     splits = sample_splits[lesson.dtype] if lesson.uses_data else None
     with StopRequest() as stop:
-        report = lesson.run(LessonContext(["scratch"], splits, SAMPLE, tmp_path, 0, stop,
+        report = lesson.run(LessonContext(name, ["scratch"], splits, SAMPLE, tmp_path, 0, stop,
                                           log=lambda line: None))
     assert report.verdict == DOES_NOT_HOLD, f"{name} with {SWAPPED[name]}: {report.reason}"
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Sequence
@@ -42,7 +44,7 @@ def explain(error: BaseException) -> tuple[str, int]:
     if isinstance(error, MemoryError):
         return f"out of memory ({error or 'an array did not fit'}); try smaller sizes", 2
     if isinstance(error, OSError):
-        where = f"{error.filename}: " if error.filename else ""
+        where = f"{os.fsdecode(error.filename)}: " if error.filename else ""
         reason = error.strerror or errno.errorcode.get(error.errno or 0) or str(error)
         return f"{where}{reason}", 2
     return (f"internal error: {type(error).__name__}: {error} (run again with --debug for the "
@@ -53,11 +55,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; never let a traceback or a warning reach the user without ``--debug``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    thread_errors = threading.excepthook
+    if not debug:  # a TensorBoard writer thread's error is raised again in the main thread
+        threading.excepthook = lambda _: None
     try:
         with warnings.catch_warnings(), np.errstate(all="warn" if debug else "ignore"):
             if not debug:
                 warnings.simplefilter("ignore")
             args = build_parser().parse_args(argv)
+            args.argv = argv[argv.index(args.command) + 1:]
             return args.run(args)
     except (Exception, KeyboardInterrupt) as error:
         if debug:
@@ -67,3 +73,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         kind = "interrupted" if status == InterruptionError.exit_status else "error"
         print(f"{kind}: {line}", file=sys.stderr)
         return status
+    finally:
+        threading.excepthook = thread_errors

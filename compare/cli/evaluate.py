@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compare.cli.flags import resolve_device, strict_json
+from compare.cli.flags import UsageError, resolve_device, strict_json
+from compare.data.files import SAMPLE
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -27,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.checkpoint)
     saved = checkpoint.read(path)
     checkpoint.check_meta(path, saved.meta, checkpoint.DATA_KEYS)
+    if args.data_dir is not None and saved.meta["dataset"] == SAMPLE:
+        raise UsageError(f"--data-dir {args.data_dir}: {path} was trained on the bundled "
+                         f"{SAMPLE}, which is never read from elsewhere: leave out --data-dir")
     wants_torch = (args.backend or saved.written_by) == "torch"
     model = checkpoint.network(saved, args.backend,
                                device=resolve_device(args.device) if wants_torch else "cpu")

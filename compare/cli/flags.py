@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import NoReturn, TextIO
 
 from compare.errors import UserError
@@ -79,11 +80,25 @@ def run_name(text: str) -> str:
     return text
 
 
-def given(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
-    """The flags whose values differ from their defaults (so: the ones given), as ``--name``."""
+def check_logdir(logdir: str) -> None:
+    if Path(logdir).exists() and not Path(logdir).is_dir():
+        raise UsageError(f"--logdir {logdir}: is a file, not a folder")
+
+
+def given(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """The flags on the command line ``argv`` of ``parser``'s command, as ``--name``, whatever
+    their values (a flag given with its default value counts as given)."""
+    defaults = {action: action.default for action in parser._actions}
+    try:
+        for action in defaults:
+            action.default = argparse.SUPPRESS
+        found = parser.parse_known_args(argv)[0]
+    finally:
+        for action, default in defaults.items():
+            action.default = default
     return [action.option_strings[0] for action in parser._actions
             if action.option_strings and action.dest not in ("help", "debug")
-            and getattr(args, action.dest) != action.default]
+            and hasattr(found, action.dest)]
 
 
 def int_list(text: str) -> list[int]:

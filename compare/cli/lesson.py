@@ -11,8 +11,12 @@ from compare.cli import flags
 from compare.cli.flags import UsageError
 from compare.data import DATASETS
 from compare.data.files import SAMPLE
+from compare.errors import InterruptionError
+
+MIN_TRAIN_IMAGES, MIN_VALIDATION_IMAGES = 2000, 200
 
 if TYPE_CHECKING:
+    from compare.data import Splits
     from compare.lessons.base import Lesson
 
 
@@ -24,9 +28,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", choices=list(DATASETS), default=SAMPLE,
                         help="default: the bundled MNIST sample")
     parser.add_argument("--data-dir", default=None, help="for --dataset mnist or fashion-mnist")
+    parser.add_argument("--no-download", action="store_true", help="never use the network")
     parser.add_argument("--seed", type=flags.non_negative_int, default=0)
     parser.add_argument("--logdir", default="runs")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (with --list: the names and claims)")
     parser.set_defaults(run=run)
 
 
@@ -34,8 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from compare.lessons import LESSONS
 
     if args.list:
-        width = max(map(len, LESSONS))
-        print("\n".join(f"{name:<{width}}  {lesson.claim}" for name, lesson in LESSONS.items()))
+        if args.name is not None:
+            raise UsageError(f"lesson --list lists every lesson: leave out {args.name!r}")
+        claims = {name: lesson.claim for name, lesson in LESSONS.items()}
+        width = max(map(len, claims))
+        print(flags.strict_json(claims) if args.json else
+              "\n".join(f"{name:<{width}}  {claim}" for name, claim in claims.items()))
         return 0
     if args.name is None:
         raise UsageError(f"lesson: name a lesson ({', '.join(LESSONS)}) or give --list")
@@ -45,7 +55,16 @@ def run(args: argparse.Namespace) -> int:
     if (args.dataset == SAMPLE) != (args.data_dir is None):
         raise UsageError("--data-dir goes with --dataset mnist or fashion-mnist, and only with "
                          "them (the sample is bundled)")
+    flags.check_logdir(args.logdir)
     return teach(LESSONS[args.name], args)
+
+
+def check_enough(splits: Splits) -> None:
+    """The lessons' configurations need a few thousand training images and a validation split."""
+    if len(splits.train_y) < MIN_TRAIN_IMAGES or len(splits.val_y) < MIN_VALIDATION_IMAGES:
+        raise UsageError(f"{splits.source['train_images']}: {len(splits.train_y)} training and "
+                         f"{len(splits.val_y)} validation images; the lessons need at least "
+                         f"{MIN_TRAIN_IMAGES} and {MIN_VALIDATION_IMAGES}")
 
 
 def teach(lesson: Lesson, args: argparse.Namespace) -> int:
@@ -53,21 +72,27 @@ def teach(lesson: Lesson, args: argparse.Namespace) -> int:
     from compare.harness.arch import parse_dtype
     from compare.lessons.base import LessonContext
     from compare.training.interrupt import StopRequest
-    from compare.training.run_log import reserve_run_dir
+    from compare.training.run_dir import reserve_run_dir
 
     out = flags.output(args)
     splits, on = None, "its own small problem (the dataset flags do not apply)"
     if lesson.uses_data:
         splits = load_splits(Path(args.data_dir or "."), args.dataset, seed=args.seed,
-                             dtype=parse_dtype(lesson.dtype))
+                             dtype=parse_dtype(lesson.dtype),
+                             download_missing=not args.no_download)
+        check_enough(splits)
         on = f"{args.dataset} ({len(splits.train_y)} training images)"
     logdir = reserve_run_dir(Path(args.logdir), f"lesson-{lesson.name}")
     backends = ["scratch", "torch"] if args.backend == "both" else [args.backend]
     print(f"lesson {lesson.name} on {on}, {' and '.join(backends)}, {lesson.dtype}; logging "
           f"to {logdir}", file=out, flush=True)
     with StopRequest() as stop:
-        context = LessonContext(backends, splits, args.dataset, logdir, args.seed, stop,
-                                log=lambda line: print(line, file=out, flush=True))
-        report = lesson.run(context)
+        context = LessonContext(lesson.name, backends, splits, args.dataset, logdir, args.seed,
+                                stop, log=lambda line: print(line, file=out, flush=True))
+        try:
+            report = lesson.run(context)
+        except InterruptionError as stopped:
+            raise InterruptionError(f"lesson {lesson.name}: {stopped}; no verdict, the runs so "
+                                    f"far are in {logdir}") from None
     print(flags.strict_json(report.to_json()) if args.json else "\n" + report.table())
     return 0

@@ -16,6 +16,7 @@ from compare.data.files import SAMPLE, SAMPLE_DIR, DataNotFoundError
 from compare.harness.arch import Architecture, parse_dtype
 from compare.training.config import SCHEDULES, TrainConfig
 from compare.training.optimizers import OPTIMIZER_NAMES, OptimizerSpec
+from compare.training.run_dir import reserve_run_dir, run_lock
 
 DEFAULT_DATA_DIR = "data"
 EVALUATION_ROWS = 1000  # the backends evaluate 1000 images at a time
@@ -74,8 +75,7 @@ def check_flags(args: argparse.Namespace) -> Architecture:
                                  f"--optimizer {args.optimizer}")
     if args.dataset == SAMPLE and args.data_dir is not None:
         raise UsageError(f"--dataset {SAMPLE} is bundled with the program: leave out --data-dir")
-    if Path(args.logdir).exists() and not Path(args.logdir).is_dir():
-        raise UsageError(f"--logdir {args.logdir}: is a file, not a folder")
+    flags.check_logdir(args.logdir)
     return arch
 
 
@@ -135,9 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         from compare.cli.resume import resume
 
-        return resume(args, flags.given(args.parser, args))
-    from compare.training.run_log import reserve_run_dir
-
+        return resume(args, flags.given(args.parser, args.argv))
     arch = check_flags(args)
     backends = ["scratch", "torch"] if args.backend == "both" else [args.backend]
     device = flags.resolve_device(args.device) if "torch" in backends else "cpu"
@@ -146,34 +144,34 @@ def run(args: argparse.Namespace) -> int:
     out = flags.output(args)
     splits, dataset = load_data(args, lambda line: print(line, file=out))
     flags.check_input_width(arch, splits.train_x.shape[1], dataset)
+    meta = run_meta(args, config, splits, dataset, backends)
     run_dir = reserve_run_dir(Path(args.logdir), args.run_name or (
         f"{dataset}-{arch.spec}-{arch.activation}-{args.optimizer}-lr{args.lr:g}"
         f"-bs{args.batch_size}-{args.dtype}-seed{args.seed}"))
-    meta = run_meta(args, config, splits, dataset, backends)
-    print(f"{dataset} from {splits.source['train_images'].parent}: train/val/test "
-          f"{meta['sizes']}, pixels normalized with mean {splits.mean:.4f}, std "
-          f"{splits.std:.4f}; logging to {run_dir}", file=out)
-    return train_run(args, config, splits, run_dir, meta, backends, {})
+    try:  # a run stopped before its first checkpoint leaves no folder behind
+        with run_lock(run_dir):
+            print(f"{dataset} from {splits.source['train_images'].parent}: train/val/test "
+                  f"{meta['sizes']}, pixels normalized with mean {splits.mean:.4f}, std "
+                  f"{splits.std:.4f}; logging to {run_dir}", file=out)
+            return train_run(args, config, splits, run_dir, meta, backends, {})
+    except BaseException:
+        if not any(run_dir.glob("*/checkpoint.*")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def train_run(args: argparse.Namespace, config: TrainConfig, splits: Splits, run_dir: Path,
               meta: dict, backends: list[str], saved: dict) -> int:
-    """Train (or continue) the run in ``run_dir``; a fresh run's folder is removed when it is
-    stopped before its first checkpoint."""
+    """Train (or continue) the run in ``run_dir``, which the caller holds."""
     from compare.harness.lockstep import train_lockstep
     from compare.training.loop import train
 
     out = flags.output(args)
     log = lambda line: print(line, file=out, flush=True)  # noqa: E731
-    try:
-        results = (train_lockstep(config, splits, run_dir, meta, log=log, saved=saved,
-                                  insight=meta["insight"]) if meta["lockstep"] else
-                   train(backends, config, splits, run_dir, meta, log=log, quiet=args.json,
-                         saved=saved, insight=meta["insight"]))
-    except BaseException:
-        if not saved and not any(run_dir.glob("*/checkpoint.*")):
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+    results = (train_lockstep(config, splits, run_dir, meta, log=log, saved=saved,
+                              insight=meta["insight"]) if meta["lockstep"] else
+               train(backends, config, splits, run_dir, meta, log=log, quiet=args.json,
+                     saved=saved, insight=meta["insight"]))
     for result in results if args.json else []:
         print(result.to_json())
     return 0

@@ -7,6 +7,7 @@ torchvision lazily, only when files are missing and a download is wanted.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from compare.data.idx import DataError, one_line
@@ -99,6 +100,8 @@ def download(data_dir: Path, dataset: str) -> None:
     """
     data_dir = Path(data_dir)
     folder = check_dataset(dataset)
+    raw = data_dir.absolute() / folder / "raw"
+    made = [path for path in (*reversed(raw.parents), raw) if not path.exists()]
     try:
         import torchvision.datasets
 
@@ -106,6 +109,9 @@ def download(data_dir: Path, dataset: str) -> None:
         for train in (True, False):
             dataset_class(root=str(data_dir), train=train, download=True)
     except Exception as exc:
+        for path in reversed(made):  # the folders the attempt made, where it left them empty
+            with contextlib.suppress(OSError):
+                path.rmdir()
         offline = (
             f"To provide the files offline, copy the four IDX files into "
             f"{data_dir / folder / 'raw'}/ or {data_dir}/"

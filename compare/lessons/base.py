@@ -17,13 +17,8 @@ from compare.training.config import Position, TrainConfig
 from compare.training.interrupt import StopRequest
 from compare.training.loop import fit
 from compare.training.optimizers import OptimizerSpec
-from compare.training.run_log import (
-    BackendResult,
-    DivergenceError,
-    EpochRecord,
-    RunLog,
-    reserve_run_dir,
-)
+from compare.training.run_dir import reserve_run_dir
+from compare.training.run_log import BackendResult, DivergenceError, EpochRecord, RunLog
 from compare.training.threads import blas_thread_policy
 
 HOLDS, DOES_NOT_HOLD = "holds", "does not hold on this data"
@@ -33,6 +28,7 @@ HOLDS, DOES_NOT_HOLD = "holds", "does not hold on this data"
 class LessonContext:
     """Where and with what a lesson runs: the twins, the data, its TensorBoard folder."""
 
+    lesson: str
     backends: list[str]
     splits: Splits | None  # None for a lesson with a problem of its own (Lesson.uses_data)
     dataset: str
@@ -68,7 +64,10 @@ def train_configuration(context: LessonContext, label: str, config: TrainConfig,
     divergence is an outcome here, not an error."""
     splits = splits or context.splits
     run_dir = reserve_run_dir(context.logdir, label)
-    meta = {"dataset": context.dataset, "mean": splits.mean, "std": splits.std,
+    meta = {"lesson": context.lesson, "dataset": context.dataset,
+            "data_dir": str(splits.source["train_images"].parent.resolve()),
+            "val_size": len(splits.val_y), "seed": context.seed, "mean": splits.mean,
+            "std": splits.std,
             "sizes": f"{len(splits.train_y)} / {len(splits.val_y)} / {len(splits.test_y)}",
             "arch": config.arch.spec, "activation": config.arch.activation, "dtype": config.dtype}
     outcomes = {}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import scratch
+from compare.errors import InterruptionError
 from compare.harness.twins import copy_weights
 from compare.lessons.base import Lesson, LessonContext, LessonReport, Row
 from compare.training.config import EpochOrders, batch_bounds
@@ -139,6 +140,8 @@ class NeuronVsLayer(Lesson):
                 order = orders.next()
                 for start, stop in batch_bounds(len(x), self.batch_size):
                     twin.step(x[order[start:stop]], y[order[start:stop]])
+                    if context.stop.requested:
+                        raise InterruptionError(f"{twin.name} stopped by Ctrl-C in epoch {epoch}")
                 writer.add_scalars({
                     "Loss/train": float(np.mean((twin.predict(x) - y) ** 2)),
                     "Loss/test": float(np.mean((twin.predict(test_x) - test_y) ** 2))}, epoch)

@@ -73,19 +73,29 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     sync the folder, so that ``path`` is always a whole checkpoint, old or new."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, 0o666 & ~_umask())  # as readable as the event files beside it
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:  # a write names no file
+            raise OSError(error.errno, f"{error.strerror}; the checkpoint there is kept",
+                          str(path)) from error
         raise
     folder = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_npz(path: Path, state: StateDict, meta: dict, optimizer: dict | None = None,

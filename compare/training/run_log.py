@@ -28,20 +28,6 @@ from compare.training.tensorboard_writer import SummaryWriter
 SUMMARY_SUFFIX = ".summary"
 
 
-def reserve_run_dir(logdir: Path, name: str) -> Path:
-    """Create ``logdir/name``, or ``name-2``, ``-3``... when taken, atomically: two runs started
-    together never share a folder, and old runs are never mixed with new ones."""
-    logdir.mkdir(parents=True, exist_ok=True)
-    suffix = 1
-    while True:
-        candidate = logdir / (name if suffix == 1 else f"{name}-{suffix}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            suffix += 1
-
-
 class TrainingError(CheckError):
     """Training stopped: a non-finite value, or the twins drifted apart under --lockstep."""
 

@@ -14,6 +14,8 @@ writer hands it ``google-crc32c``'s C implementation instead (same checksum, see
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -140,12 +142,25 @@ class SummaryWriter:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._writer = EventFileWriter(str(self.log_dir), filename_suffix=filename_suffix)
 
+    @contextmanager
+    def _naming_the_folder(self) -> Iterator[None]:
+        """The writer thread's OS errors (a full disk, a folder made read-only), raised again
+        here, with the run folder's name when they carry none."""
+        try:
+            yield
+        except OSError as error:
+            if error.filename is not None:
+                raise
+            raise OSError(error.errno, f"{error.strerror} (writing TensorBoard events)",
+                          str(self.log_dir)) from error
+
     def _add_values(self, values: list[summary_pb2.Summary.Value], step: int) -> None:
         """Write one event holding ``values`` at ``step``."""
         event = event_pb2.Event(
             wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values)
         )
-        self._writer.add_event(event)
+        with self._naming_the_folder():
+            self._writer.add_event(event)
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
         """Log a scalar; TensorBoard stores it as float32."""
@@ -223,11 +238,13 @@ class SummaryWriter:
 
     def flush(self) -> None:
         """Write all queued events to disk."""
-        self._writer.flush()
+        with self._naming_the_folder():
+            self._writer.flush()
 
     def close(self) -> None:
         """Flush and close the event file; closing twice is harmless."""
-        self._writer.close()
+        with self._naming_the_folder():
+            self._writer.close()
 
     def __enter__(self) -> Self:
         """Return the writer itself."""

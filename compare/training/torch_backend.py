@@ -140,4 +140,12 @@ class TorchBackend:
         checkpoint.save_pt(path, self.model.state_dict(), meta, optimizer, progress)
 
     def load_optimizer_state(self, state: dict) -> None:
+        """``torch.optim``'s state_dict, checked first: a state tensor of the wrong shape would
+        crash the fused step (ValueError instead)."""
+        for index, (name, parameter) in enumerate(self.model.named_parameters()):
+            for key, value in state.get("state", {}).get(index, {}).items():
+                if torch.is_tensor(value) and value.dim() and value.shape != parameter.shape:
+                    raise ValueError(f"optimizer state {key} of {name} has shape "
+                                     f"{tuple(value.shape)}, the parameter "
+                                     f"{tuple(parameter.shape)}")
         self.optimizer.load_state_dict(state)
