@@ -192,6 +192,12 @@ def _validation_rows(n_train: int, val_size: int | None, seed: int, path: Path) 
     return is_val
 
 
+def _normalize(x: np.ndarray, mean: float, std: float) -> None:
+    """Raw pixels 0..255 in ``x`` become ``(x / 255 - mean) / std``, in place, in x's dtype."""
+    np.multiply(x, x.dtype.type(1.0 / (255.0 * std)), out=x)
+    np.subtract(x, x.dtype.type(mean / std), out=x)
+
+
 def load_splits(
     data_dir: Path,
     dataset: str = "mnist",
@@ -226,10 +232,8 @@ def load_splits(
     train_x, val_x = _read_images(files["train_images"], is_val, float_dtype, hist)
     mean, std = _pixel_stats(hist, files["train_images"])
     test_x, _ = _read_images(files["test_images"], np.zeros(len(test_labels), bool), float_dtype)
-    scale, shift = float_dtype.type(1.0 / (255.0 * std)), float_dtype.type(mean / std)
     for x in (train_x, val_x, test_x):
-        np.multiply(x, scale, out=x)
-        np.subtract(x, shift, out=x)
+        _normalize(x, mean, std)
     return Splits(train_x, train_labels[~is_val].astype(np.int64), val_x,
                   train_labels[is_val].astype(np.int64), test_x, test_labels.astype(np.int64),
                   mean, std, files)
