@@ -206,6 +206,9 @@ CASES = [
                  id="string-weights"),
     pytest.param(crafted_checkpoint(**{"0.bias": np.array([0.0, np.nan, 0.0])}), 2,
                  "0.bias holds non-finite weights", id="nan-weights"),
+    pytest.param(crafted_checkpoint(GOOD_META | {"arch": "4-100000-100000-3"}), 2,
+                 "checkpoint.npz: meta --arch 4-100000-100000-3: its network would need",
+                 id="meta-network-too-big-for-memory"),
     pytest.param(crafted_checkpoint(**{"0.weight": np.zeros((4, 3))}), 2,
                  "0.weight should have shape (3, 4)", id="transposed-weights"),
     # resume
@@ -236,6 +239,8 @@ CASES = [
                  id="resume-unknown-twin"),
     pytest.param(edited_run(lambda m: m.update(lockstep=True)), 2, "the twins",
                  id="resume-lockstep-with-one-twin"),
+    pytest.param(edited_run(lambda m: m.update(val_size=10**6)), 2,
+                 "its run kept 1000000 validation images", id="resume-data-changed"),
     pytest.param(edited_run(lambda m: m.update(lesson="width")), 2,
                  "a run of lesson 'width': it can be evaluated but not resumed",
                  id="resume-a-lesson-run"),

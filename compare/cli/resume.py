@@ -11,7 +11,7 @@ import numpy as np
 import scratch
 from compare.cli import flags
 from compare.cli.flags import UsageError
-from compare.data import Splits
+from compare.data import DataError, Splits
 from compare.harness.arch import ArchError, parse_dtype
 from compare.training import checkpoint
 from compare.training.backend import BACKEND_NAMES
@@ -89,8 +89,15 @@ def load_run_data(path: Path, meta: dict, data_dir: Path | None = None) -> Split
     from compare.data import load_splits
 
     data_dir = Path(data_dir or meta["data_dir"])
-    splits = load_splits(data_dir, meta["dataset"], val_size=meta["val_size"], seed=meta["seed"],
-                         dtype=parse_dtype(meta["dtype"]), download_missing=False)
+    try:
+        splits = load_splits(data_dir, meta["dataset"], val_size=meta["val_size"],
+                             seed=meta["seed"], dtype=parse_dtype(meta["dtype"]),
+                             download_missing=False)
+    except DataError as error:
+        if not str(error).startswith("--val-size"):
+            raise
+        raise UsageError(f"{path}: its run kept {meta['val_size']} validation images, which "
+                         f"{data_dir} cannot give: not the data it was trained on") from None
     if not math.isclose(splits.mean, meta["mean"]) or not math.isclose(splits.std, meta["std"]):
         raise UsageError(f"{path}: the checkpoint was trained on data normalized with mean "
                          f"{meta['mean']:.4f}, std {meta['std']:.4f}, but {data_dir} gives "

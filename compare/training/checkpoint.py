@@ -29,7 +29,7 @@ import numpy as np
 import scratch
 from compare.data.files import DATASETS
 from compare.errors import UserError
-from compare.harness.arch import DTYPES, ArchError, Architecture
+from compare.harness.arch import DTYPES, ArchError, Architecture, parse_dtype
 from compare.harness.twins import (
     StateDict,
     load_scratch_state_dict,
@@ -37,6 +37,7 @@ from compare.harness.twins import (
     scratch_state_dict,
     torch_layout,
 )
+from compare.memory import check_fits
 
 if TYPE_CHECKING:
     from torch import nn
@@ -231,6 +232,11 @@ def network(saved: Checkpoint, backend: str | None = None, *, device: str = "cpu
         arch = saved.architecture()
     except ArchError as error:
         raise CheckpointError(f"{saved.path}: meta does not describe a network ({error})") from None
+    try:  # both twins' copies of the network, before any is built
+        check_fits(arch, itemsize=parse_dtype(saved.meta["dtype"])().itemsize, batch_size=1,
+                   networks=2, arrays_per_parameter=1, what="its network")
+    except UserError as error:
+        raise CheckpointError(f"{saved.path}: meta {error}") from None
     scratch_model = arch.build_scratch(seed=0, dtype=saved.meta["dtype"])
     _check_state(saved.path, arch, scratch_state_dict(scratch_model), saved.state)
     if (backend or saved.written_by) == "scratch":
