@@ -30,7 +30,8 @@ def parameter_count(arch: Architecture) -> int:
 
 
 def check_fits(arch: Architecture, *, itemsize: int, batch_size: int, networks: int,
-               arrays_per_parameter: int, what: str, evaluation_rows: int = 1) -> None:
+               arrays_per_parameter: int, what: str, evaluation_rows: int = 1,
+               batch_flag: str = "--batch-size") -> None:
     """Refuse up front, naming the flag to change, when ``networks`` networks of ``arch`` (each
     parameter with ``arrays_per_parameter`` arrays: value, gradient, optimizer state...) and
     their activations for a batch of ``batch_size`` rows (or of the ``evaluation_rows`` that
@@ -42,7 +43,7 @@ def check_fits(arch: Architecture, *, itemsize: int, batch_size: int, networks: 
     available = available_bytes()
     if needed > available:
         flag = (f"--arch {arch.spec}" if parameters + per_row * evaluation_rows > available else
-                f"--batch-size {batch_size}")
+                f"{batch_flag} {batch_size}")
         raise UserError(f"{flag}: {what} would need about {_size(needed)} of memory, and this "
                         f"machine has {_size(available)} available")
 

@@ -54,10 +54,10 @@ class Linear(Module):
         """
         if self.x is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
-        # dW = xᵀ·dy and db = 1ᵀ·dy, written into the parameters' own gradient arrays
-        np.matmul(self.x.T, grad_out, out=self.weight.grad)
-        np.matmul(np.ones(len(grad_out), grad_out.dtype), grad_out, out=self.bias.grad)
-        return grad_out @ self.W.T if need_input_grad else None
+        ones = np.ones(len(grad_out), grad_out.dtype)
+        np.matmul(self.x.T, grad_out, out=self.dW)  # dW = xᵀ·dy
+        np.matmul(ones, grad_out, out=self.db)  # db = Σ_rows dy, as 1ᵀ·dy: one BLAS call
+        return grad_out @ self.W.T if need_input_grad else None  # dx = dy·Wᵀ
 
     def _check_input(self, x: np.ndarray) -> None:
         if x.ndim != 2 or x.shape[1] != self.in_features:

@@ -15,7 +15,6 @@ class Sequential(Module):
     """Runs its layers in order; ``backward`` runs them in reverse and returns dL/dx."""
 
     def __init__(self, *layers: Module) -> None:
-        super().__init__()
         self.layers = list(layers)
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import pytest
 
 from compare import cli
 from compare.data import SAMPLE, load_splits
+from compare.errors import CheckError
 from compare.harness import tolerance
 from compare.lessons import LESSONS
 from compare.lessons.base import DOES_NOT_HOLD, HOLDS, Lesson, LessonContext
@@ -83,10 +84,20 @@ def test_the_verdict_turns_when_the_failing_configuration_is_swapped(
     (["lesson", "no-such-lesson"], "lesson 'no-such-lesson'"),
     (["lesson"], "name a lesson"),
     (["lesson", "width", "--data-dir", "/nowhere"], "--data-dir"),
-    (["lesson", "width", "--dataset", "mnist"], "--data-dir"),
+    (["lesson", "width", "--dataset", "mnist", "--data-dir", "/nowhere", "--no-download"],
+     "/nowhere/MNIST/raw/"),
 ])
 def test_bad_lesson_arguments_are_one_line(args: list[str], culprit: str,
                                            capsys: pytest.CaptureFixture) -> None:
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and culprit in err, err
+
+
+def test_a_lesson_whose_run_diverges_stops_without_a_verdict(tmp_path: Path,
+                                                            sample_splits: dict) -> None:
+    lesson = dataclasses.replace(LESSONS["width"], lr=1e30, epochs=1)
+    with StopRequest() as stop, pytest.raises(CheckError, match=r"lesson width: \d+-neurons "
+                                              r"diverged \(scratch, step \d+\) on this data"):
+        lesson.run(LessonContext("width", ["scratch"], sample_splits["float64"], SAMPLE,
+                                 tmp_path, 0, stop, log=lambda line: None))

@@ -10,7 +10,7 @@ product's epoch, on a second copy of the network.
 Both do the work of the product's SGD step: cross-entropy on the logits, every weight and bias
 updated; tests check that an epoch of either leaves the same weights as the product's epoch. The
 time of the product's epoch over its yardstick's is what the product's structure (layer objects,
-buffers, checks) costs.
+fresh arrays, checks) costs.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ from typing import NoReturn, TextIO
 from compare.errors import UserError
 from compare.harness.arch import Architecture, parse_dtype
 
+DEFAULT_DATA_DIR = "data"
+"""Where ``--data-dir`` points when left out (for MNIST and Fashion-MNIST)."""
+
 
 class UsageError(UserError):
     """Bad arguments or input data: reported in one line, exit status 2."""

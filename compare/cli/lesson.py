@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compare.cli import flags
-from compare.cli.flags import UsageError
+from compare.cli.flags import DEFAULT_DATA_DIR, UsageError
 from compare.data import DATASETS
 from compare.data.files import SAMPLE
 from compare.errors import InterruptionError
@@ -27,7 +27,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", choices=["scratch", "torch", "both"], default="both")
     parser.add_argument("--dataset", choices=list(DATASETS), default=SAMPLE,
                         help="default: the bundled MNIST sample")
-    parser.add_argument("--data-dir", default=None, help="for --dataset mnist or fashion-mnist")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"for --dataset mnist or fashion-mnist (default {DEFAULT_DATA_DIR}/)")
     parser.add_argument("--no-download", action="store_true", help="never use the network")
     parser.add_argument("--seed", type=flags.non_negative_int, default=0)
     parser.add_argument("--logdir", default="runs")
@@ -52,9 +53,8 @@ def run(args: argparse.Namespace) -> int:
     if args.name not in LESSONS:
         raise UsageError(f"lesson {args.name!r}: choose one of {', '.join(LESSONS)} (--list "
                          "says what each shows)")
-    if (args.dataset == SAMPLE) != (args.data_dir is None):
-        raise UsageError("--data-dir goes with --dataset mnist or fashion-mnist, and only with "
-                         "them (the sample is bundled)")
+    if args.dataset == SAMPLE and args.data_dir is not None:
+        raise UsageError(f"--dataset {SAMPLE} is bundled with the program: leave out --data-dir")
     flags.check_logdir(args.logdir)
     return teach(LESSONS[args.name], args)
 
@@ -77,8 +77,8 @@ def teach(lesson: Lesson, args: argparse.Namespace) -> int:
     out = flags.output(args)
     splits, on = None, "its own small problem (the dataset flags do not apply)"
     if lesson.uses_data:
-        splits = load_splits(Path(args.data_dir or "."), args.dataset, seed=args.seed,
-                             dtype=parse_dtype(lesson.dtype),
+        splits = load_splits(Path(args.data_dir or DEFAULT_DATA_DIR), args.dataset,
+                             seed=args.seed, dtype=parse_dtype(lesson.dtype),
                              download_missing=not args.no_download)
         check_enough(splits)
         on = f"{args.dataset} ({len(splits.train_y)} training images)"

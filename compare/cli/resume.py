@@ -11,7 +11,8 @@ import numpy as np
 import scratch
 from compare.cli import flags
 from compare.cli.flags import UsageError
-from compare.data import DataError, Splits
+from compare.data import Splits
+from compare.data.splits import ValidationSizeError
 from compare.harness.arch import ArchError, parse_dtype
 from compare.training import checkpoint
 from compare.training.backend import BACKEND_NAMES
@@ -93,9 +94,7 @@ def load_run_data(path: Path, meta: dict, data_dir: Path | None = None) -> Split
         splits = load_splits(data_dir, meta["dataset"], val_size=meta["val_size"],
                              seed=meta["seed"], dtype=parse_dtype(meta["dtype"]),
                              download_missing=False)
-    except DataError as error:
-        if not str(error).startswith("--val-size"):
-            raise
+    except ValidationSizeError:
         raise UsageError(f"{path}: its run kept {meta['val_size']} validation images, which "
                          f"{data_dir} cannot give: not the data it was trained on") from None
     if not math.isclose(splits.mean, meta["mean"]) or not math.isclose(splits.std, meta["std"]):
@@ -125,6 +124,9 @@ def continue_run(args: argparse.Namespace, given: list[str], run_dir: Path) -> i
 
     saved = read_run(run_dir)
     meta = next(iter(saved.values())).meta
+    if meta["lockstep"] and len(saved) < len(meta["backends"]):
+        raise CheckpointError(f"{run_dir}: a --lockstep run, but only {', '.join(saved)} has a "
+                              "checkpoint: the twins cannot continue together")
     config = resumed_config(args, given, meta)
     epochs_done = {name: found.meta["position"]["epoch"] for name, found in saved.items()}
     if max(epochs_done.values()) > config.epochs:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from compare.cli import flags
-from compare.cli.flags import UsageError
+from compare.cli.flags import DEFAULT_DATA_DIR, UsageError
 from compare.cli.resume import RESUME_FLAGS
 from compare.data import DATASETS, Splits
 from compare.data.files import SAMPLE, SAMPLE_DIR, DataNotFoundError
@@ -18,7 +18,6 @@ from compare.training.config import SCHEDULES, TrainConfig
 from compare.training.optimizers import OPTIMIZER_NAMES, OptimizerSpec
 from compare.training.run_dir import reserve_run_dir, run_lock
 
-DEFAULT_DATA_DIR = "data"
 EVALUATION_ROWS = 1000  # the backends evaluate 1000 images at a time
 
 

@@ -38,6 +38,10 @@ from compare.data.idx import (
 _NUM_CLASSES = 10
 
 
+class ValidationSizeError(DataError):
+    """The validation split asked for does not fit in the training file."""
+
+
 @dataclass(frozen=True, eq=False)
 class Splits:
     """Normalized train / validation / test splits.
@@ -183,7 +187,7 @@ def _validation_rows(n_train: int, val_size: int | None, seed: int, path: Path) 
     if val_size is None:
         val_size = default_val_size(n_train)
     if not 0 <= val_size < n_train:
-        raise DataError(
+        raise ValidationSizeError(
             f"--val-size {val_size} is out of range: must be >= 0 and < {n_train}, the number "
             f"of images in {path}"
         )

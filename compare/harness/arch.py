@@ -47,10 +47,6 @@ class Architecture:
         """The ``--arch`` string, e.g. ``784-128-64-10``."""
         return "-".join(map(str, self.widths))
 
-    @property
-    def num_linear(self) -> int:
-        return len(self.widths) - 1
-
     def build_scratch(self, *, seed: int, dtype: str = "float32") -> scratch.Sequential:
         """The NumPy twin, its weights drawn from ``default_rng(seed)`` as ``nn.Linear`` draws."""
         return scratch.mlp(

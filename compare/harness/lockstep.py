@@ -126,7 +126,8 @@ def train_lockstep(config: TrainConfig, splits: Splits, run_dir: Path, meta: dic
             begun_by_twin = [begun if begun.epoch > position.epoch else replace(  # own records
                 begun, losses=own.losses, grad_norms=own.grad_norms, seconds=own.seconds)
                 for own in positions]
-            closed = [close_epoch(run, backend, splits, own, spent, orders.state())
+            closed = [close_epoch(run, backend, splits, own, backend.step_losses(), spent,
+                                  orders.state())
                       for backend, run, own, spent in zip(backends, runs, begun_by_twin, seconds)]
             if not all(closed) or (stop.requested and begun.epoch + 1 < config.epochs):
                 raise InterruptionError(

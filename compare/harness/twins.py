@@ -61,17 +61,22 @@ def load_torch_state_dict(torch_model: nn.Module, state: Mapping[str, np.ndarray
             p.copy_(torch.from_numpy(state[name]))
 
 
-def check_same_structure(scratch_model: scratch.Sequential, torch_model: nn.Sequential) -> None:
-    """Refuse networks that differ in length, layer kinds or Linear shapes (naming the layer)."""
+def torch_kind(layer: scratch.Module) -> type[nn.Module] | None:
+    """The torch layer class that computes what the scratch ``layer`` computes."""
     from torch import nn
 
-    kinds = {scratch.Linear: nn.Linear, scratch.ReLU: nn.ReLU, scratch.Sigmoid: nn.Sigmoid,
-             scratch.Tanh: nn.Tanh, scratch.Softmax: nn.Softmax, scratch.Identity: nn.Identity}
+    return {scratch.Linear: nn.Linear, scratch.ReLU: nn.ReLU, scratch.Sigmoid: nn.Sigmoid,
+            scratch.Tanh: nn.Tanh, scratch.Softmax: nn.Softmax,
+            scratch.Identity: nn.Identity}.get(type(layer))
+
+
+def check_same_structure(scratch_model: scratch.Sequential, torch_model: nn.Sequential) -> None:
+    """Refuse networks that differ in length, layer kinds or Linear shapes (naming the layer)."""
     if len(scratch_model) != len(torch_model):
         raise WeightMismatchError(f"scratch network has {len(scratch_model)} layers, torch "
                                   f"network has {len(torch_model)}")
     for index, (scratch_layer, torch_layer) in enumerate(zip(scratch_model, torch_model)):
-        if kinds.get(type(scratch_layer)) is not type(torch_layer):
+        if torch_kind(scratch_layer) is not type(torch_layer):
             raise WeightMismatchError(f"layer {index}: scratch {type(scratch_layer).__name__} vs "
                                       f"torch {type(torch_layer).__name__}")
         if isinstance(scratch_layer, scratch.Linear):

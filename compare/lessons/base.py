@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from compare.data import Splits
+from compare.errors import CheckError
 from compare.harness.arch import Architecture
 from compare.training.backend import build_backend
 from compare.training.config import Position, TrainConfig
@@ -59,9 +60,11 @@ def sgd_config(context: LessonContext, hidden: tuple[int, ...], activation: str,
 
 
 def train_configuration(context: LessonContext, label: str, config: TrainConfig,
-                        splits: Splits | None = None) -> dict[str, Outcome]:
-    """Train ``config`` with each twin of the context, logging to ``logdir/label/<twin>``; a
-    divergence is an outcome here, not an error."""
+                        splits: Splits | None = None, *, may_diverge: bool = False
+                        ) -> dict[str, Outcome]:
+    """Train ``config`` with each twin of the context, logging to ``logdir/label/<twin>``. A
+    divergence is an outcome when ``may_diverge``, and otherwise stops the lesson (CheckError):
+    its figures need finished runs."""
     splits = splits or context.splits
     run_dir = reserve_run_dir(context.logdir, label)
     meta = {"lesson": context.lesson, "dataset": context.dataset,
@@ -75,6 +78,9 @@ def train_configuration(context: LessonContext, label: str, config: TrainConfig,
         for name in context.backends:
             outcomes[name] = _train_twin(context, name, config, splits, run_dir, meta)
             context.log(f"  {label:<16} {name:>7}: {_summary(outcomes[name])}")
+            if outcomes[name].diverged_at is not None and not may_diverge:
+                raise CheckError(f"lesson {context.lesson}: {label} diverged ({name}, step "
+                                 f"{outcomes[name].diverged_at}) on this data; no verdict")
     return outcomes
 
 

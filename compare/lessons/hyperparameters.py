@@ -43,7 +43,8 @@ class LearningRate(Lesson):
         for role, lr in (("too low", self.low), ("good", self.good), ("too high", self.high)):
             label = f"lr-{lr:g}"
             outcomes = train_configuration(context, label, sgd_config(
-                context, HIDDEN, "relu", epochs=self.epochs, lr=lr, dtype=self.dtype))
+                context, HIDDEN, "relu", epochs=self.epochs, lr=lr, dtype=self.dtype),
+                may_diverge=True)
             losses[role] = {t: final_loss(o) for t, o in outcomes.items()}
             rows += [Row("training loss, last epoch", label, losses[role]),
                      Row("diverged at step (0: never)", label,

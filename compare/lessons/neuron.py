@@ -9,7 +9,7 @@ import numpy as np
 
 import scratch
 from compare.errors import InterruptionError
-from compare.harness.twins import copy_weights
+from compare.harness.twins import copy_weights, torch_kind
 from compare.lessons.base import Lesson, LessonContext, LessonReport, Row
 from compare.training.config import EpochOrders, batch_bounds
 from compare.training.tensorboard_writer import SummaryWriter
@@ -36,12 +36,8 @@ def torch_network(scratch_model: scratch.Sequential) -> object:
     import torch
     from torch import nn
 
-    import torch_ref
-
     layers = [nn.Linear(layer.in_features, layer.out_features, dtype=torch.float64)
-              if isinstance(layer, scratch.Linear) else
-              torch_ref.ACTIVATIONS[next(name for name, kind in scratch.ACTIVATIONS.items()
-                                         if isinstance(layer, kind))]()
+              if isinstance(layer, scratch.Linear) else torch_kind(layer)()
               for layer in scratch_model]
     torch_model = nn.Sequential(*layers)
     copy_weights(scratch_model, torch_model)

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 FORMAT = 2
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # read once: the process's umask, which mkstemp's 0600 files ignore
 SUFFIXES = {"scratch": ".npz", "torch": ".pt"}
 NETWORK_KEYS = {"arch": str, "activation": str, "dtype": str}
 DATA_KEYS = {"dataset": str, "data_dir": str, "val_size": int, "seed": int, "mean": float,
@@ -74,8 +76,8 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     sync the folder, so that ``path`` is always a whole checkpoint, old or new."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(handle, 0o666 & ~_umask())  # as readable as the event files beside it
         with os.fdopen(handle, "wb") as file:
+            os.fchmod(file.fileno(), 0o666 & ~UMASK)  # as readable as the event files beside it
             write(file)
             file.flush()
             os.fsync(file.fileno())
@@ -91,12 +93,6 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_npz(path: Path, state: StateDict, meta: dict, optimizer: dict | None = None,

@@ -53,15 +53,16 @@ def train_epoch(backend: Backend, loader: Loader, order: np.ndarray, batch_size:
     positions ``norm_steps`` (counted from ``first_step``) record their gradient norms."""
     started = time.perf_counter()
     backend.start_epoch(len(batch_bounds(len(order), batch_size)) - first_step, norm_steps)
-    for x, y in loader.batches(order, batch_size, first_step):
-        backend.train_step(x, y)
-        progress.update()
-        if stop is not None and stop.requested:
-            break
-    losses = backend.step_losses()
-    seconds = time.perf_counter() - started
-    progress.close()
-    return losses, seconds
+    try:
+        for x, y in loader.batches(order, batch_size, first_step):
+            backend.train_step(x, y)
+            progress.update()
+            if stop is not None and stop.requested:
+                break
+        losses = backend.step_losses()  # the epoch's one read from the device
+        return losses, time.perf_counter() - started
+    finally:
+        progress.close()
 
 
 def evaluate(backend: Backend, x: np.ndarray, y: np.ndarray, *, keep_outputs: bool = False
@@ -82,10 +83,11 @@ def remaining_epochs(position: Position, config: TrainConfig, orders: EpochOrder
 
 
 def close_epoch(run: RunLog, backend: Backend, splits: Splits, begun: Position,
-                seconds: float, next_shuffle_state: dict) -> bool:
+                losses: np.ndarray, seconds: float, next_shuffle_state: dict) -> bool:
     """Validate, log and checkpoint the epoch after ``begun``, now that ``backend`` took its
-    remaining steps; False (after checkpointing where it stopped) when Ctrl-C cut it short."""
-    losses = np.concatenate([begun.losses, backend.step_losses()])
+    remaining steps (their ``losses``, in ``seconds``); False (after checkpointing where it
+    stopped) when Ctrl-C cut it short."""
+    losses = np.concatenate([begun.losses, losses])
     norms = backend.step_grad_norms()
     norms = np.concatenate([begun.grad_norms, norms]) if len(begun.grad_norms) else norms
     seconds += begun.seconds
@@ -110,11 +112,11 @@ def fit(backend: Backend, splits: Splits, config: TrainConfig, run: RunLog, *,
     for begun, order in remaining_epochs(position, config, orders):
         backend.lr = config.lr_at(begun.epoch)
         progress = Progress(f"epoch {begun.epoch + 1}/{config.epochs}", steps - begun.step, quiet)
-        _, seconds = train_epoch(backend, loader, order, config.batch_size, progress,
+        losses, seconds = train_epoch(backend, loader, order, config.batch_size, progress,
                                  first_step=begun.step, stop=stop,
                                  norm_steps=run.recorded_steps(begun.epoch * steps + begun.step,
                                                                steps - begun.step))
-        closed = close_epoch(run, backend, splits, begun, seconds, orders.state())
+        closed = close_epoch(run, backend, splits, begun, losses, seconds, orders.state())
         if not closed or (stop.requested and begun.epoch + 1 < config.epochs):
             raise InterruptionError(f"{backend.name} stopped by Ctrl-C in epoch "
                                     f"{begun.epoch + 1}; checkpoint {run.checkpoint}")
