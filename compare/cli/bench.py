@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from compare.data import load_splits
     from compare.harness.arch import parse_dtype
     from compare.memory import check_fits
+    from compare.training.backend import EVALUATION_ROWS
 
     arch = flags.classifier(args)
     backends = args.backends.split(",")
@@ -39,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     device = flags.resolve_device(args.device) if "torch" in backends else "cpu"
     check_fits(arch, itemsize=parse_dtype(args.dtype)().itemsize,
                batch_size=max(args.batch_sizes), networks=2 * len(args.batch_sizes),
-               arrays_per_parameter=3, what="the bench's workers", evaluation_rows=1000,
+               arrays_per_parameter=3, what="the bench's workers",
+               evaluation_rows=EVALUATION_ROWS,
                batch_flag="--batch-sizes")
     # bad data fails here, once, before the workers; the bench trains on the whole training file
     splits = load_splits(Path(args.data_dir), args.dataset, val_size=0)

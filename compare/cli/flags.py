@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn, TextIO
 
+from compare.data.files import NUM_CLASSES
 from compare.errors import UserError
 from compare.harness.arch import Architecture, parse_dtype
 
@@ -147,9 +148,6 @@ def strict_json(value: object) -> str:
 def output(args: argparse.Namespace) -> TextIO:
     """Where progress lines go: stderr when stdout carries ``--json``."""
     return sys.stderr if getattr(args, "json", False) else sys.stdout
-
-
-NUM_CLASSES = 10
 
 
 def classifier(args: argparse.Namespace) -> Architecture:

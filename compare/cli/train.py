@@ -18,8 +18,6 @@ from compare.training.config import SCHEDULES, TrainConfig
 from compare.training.optimizers import OPTIMIZER_NAMES, OptimizerSpec
 from compare.training.run_dir import reserve_run_dir, run_lock
 
-EVALUATION_ROWS = 1000  # the backends evaluate 1000 images at a time
-
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train scratch, torch or both on MNIST")
@@ -79,15 +77,16 @@ def check_flags(args: argparse.Namespace) -> Architecture:
 
 
 def train_config(args: argparse.Namespace, arch: Architecture, device: str) -> TrainConfig:
-    momentum = 0.9 if args.momentum is None else args.momentum
-    optimizer = OptimizerSpec.create(args.optimizer, args.lr, momentum=momentum,
-                                     nesterov=args.nesterov, weight_decay=args.weight_decay)
+    given = {} if args.momentum is None else {"momentum": args.momentum}
+    optimizer = OptimizerSpec.create(args.optimizer, args.lr, nesterov=args.nesterov,
+                                     weight_decay=args.weight_decay, **given)
     return TrainConfig(arch, optimizer, args.epochs, args.batch_size, args.seed, args.dtype,
                        device, args.schedule)
 
 
 def check_memory(config: TrainConfig, backends: list[str]) -> None:
     from compare.memory import check_fits
+    from compare.training.backend import EVALUATION_ROWS
 
     slots = {"sgd": 0, "momentum": 1, "adam": 2}[config.optimizer.name]
     check_fits(config.arch, itemsize=parse_dtype(config.dtype)().itemsize,

@@ -21,6 +21,9 @@ SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 DATASETS: dict[str, str] = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", SAMPLE: "MNIST"}
 """Dataset name (the ``--dataset`` flag) -> torchvision class and folder name."""
 
+NUM_CLASSES = 10
+"""Every dataset here has ten classes (the digits; Fashion-MNIST's ten kinds of clothing)."""
+
 FILES: dict[str, str] = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",

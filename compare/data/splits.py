@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from compare.data.files import (
+    NUM_CLASSES,
     SAMPLE,
     SAMPLE_DIR,
     DataNotFoundError,
@@ -34,8 +35,6 @@ from compare.data.idx import (
     read_idx,
     shape_text,
 )
-
-_NUM_CLASSES = 10
 
 
 class ValidationSizeError(DataError):
@@ -91,12 +90,12 @@ def _check_pair(
         raise DataError(
             f"{image_path} holds {image_dims[0]} images but {label_path} holds {len(labels)} labels"
         )
-    bad = np.flatnonzero(labels >= _NUM_CLASSES)
+    bad = np.flatnonzero(labels >= NUM_CLASSES)
     if bad.size:
         first = int(bad[0])
         raise DataError(
             f"{label_path}: label at index {first} is {int(labels[first])}, must be in "
-            f"0..{_NUM_CLASSES - 1}"
+            f"0..{NUM_CLASSES - 1}"
         )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compare.data import Splits
+from compare.data import NUM_CLASSES, Splits
 from compare.insight.activity import DEAD_OR_SATURATED, dead_fraction
 from compare.insight.images import (
     ProbabilityBars,
@@ -64,7 +64,7 @@ class InsightLog:
         self.handful = np.array([np.flatnonzero(splits.test_y == label)[0]
                                  for label in np.unique(splits.test_y)])
         self.bars = ProbabilityBars(self.pixels(self.handful), splits.test_y[self.handful],
-                                    classes=10)
+                                    classes=NUM_CLASSES)
         self.palette = diverging_palette()
 
     def start(self) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from compare.data import Splits
+from compare.data import NUM_CLASSES, Splits
 from compare.errors import CheckError
 from compare.harness.arch import Architecture
 from compare.training.backend import build_backend
@@ -54,7 +54,7 @@ def sgd_config(context: LessonContext, hidden: tuple[int, ...], activation: str,
                epochs: int, lr: float, dtype: str, batch_size: int = 64) -> TrainConfig:
     """The network ``inputs-hidden...-10`` with ``activation``, plain SGD at ``lr``, the
     context's seed, on the CPU."""
-    arch = Architecture((context.splits.train_x.shape[1], *hidden, 10), activation)
+    arch = Architecture((context.splits.train_x.shape[1], *hidden, NUM_CLASSES), activation)
     return TrainConfig(arch, OptimizerSpec.create("sgd", lr), epochs, batch_size, context.seed,
                        dtype, "cpu")
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from compare.training.optimizers import OptimizerSpec
 
 BACKEND_NAMES = ("scratch", "torch")
+EVALUATION_ROWS = 1000
+"""How many images a backend evaluates at a time."""
 
 
 @dataclass

@@ -140,8 +140,8 @@ def train(backend_names: list[str], config: TrainConfig, splits: Splits, run_dir
         for name in backend_names:
             checkpoint = (saved or {}).get(name)
             backend = build_backend(name, config, checkpoint)
-            history = checkpoint.meta if checkpoint else None
-            with RunLog(backend, run_dir, config, meta, log, history,
+            with RunLog(backend, run_dir, config, meta, log,
+                        checkpoint.meta if checkpoint else None,
                         splits if insight else None) as run:
                 position = start_position(run, backend, checkpoint)
                 try:

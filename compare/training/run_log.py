@@ -71,17 +71,17 @@ class BackendResult:
 class RunLog:
     """Writes one twin's events, checkpoints and epoch lines; use it as a context manager.
 
-    ``history`` (the meta of the checkpoint a resumed run continues from) carries the earlier
+    ``resumed_meta`` (the meta of the checkpoint a resumed run continues from) carries the earlier
     epochs' seconds and last training loss over.
     """
 
     def __init__(self, backend: Backend, run_dir: Path, config: TrainConfig, meta: dict,
-                 log: Callable[[str], None], history: dict | None = None,
+                 log: Callable[[str], None], resumed_meta: dict | None = None,
                  insight_splits: Splits | None = None) -> None:
         self.name, self.config, self.meta, self.log = backend.name, config, meta, log
         self.folder = run_dir / backend.name
         self.folder.mkdir(exist_ok=True)
-        if history is not None:
+        if resumed_meta is not None:
             for stale in self.folder.glob(f"*{SUMMARY_SUFFIX}"):
                 stale.unlink()
         self.writer = SummaryWriter(self.folder)
@@ -92,8 +92,8 @@ class RunLog:
                                                     config.batch_size)))
         self.weight_names = [name for name in backend.state_dict() if name.endswith(".weight")]
         self.checkpoint = self.folder / f"checkpoint{backend.checkpoint_suffix}"
-        self.epoch_seconds: list[float] = list((history or {}).get("epoch_seconds", []))
-        saved_loss = (history or {}).get("train_loss")
+        self.epoch_seconds: list[float] = list((resumed_meta or {}).get("epoch_seconds", []))
+        saved_loss = (resumed_meta or {}).get("train_loss")
         self.train_loss = math.nan if saved_loss is None else float(saved_loss)
         self.saved = Position()  # where the checkpoint on disk continues from
         self.history: list[EpochRecord] = []

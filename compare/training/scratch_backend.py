@@ -10,7 +10,7 @@ import numpy as np
 import scratch
 from compare.harness.twins import StateDict, scratch_state_dict
 from compare.training import checkpoint
-from compare.training.backend import Evaluation
+from compare.training.backend import EVALUATION_ROWS, Evaluation
 from compare.training.config import batch_bounds
 from compare.training.optimizers import OptimizerSpec
 
@@ -90,7 +90,7 @@ class ScratchBackend:
     def step_grad_norms(self) -> np.ndarray:
         return self._norms[: sum(step < self._step for step in self._norm_rows)]
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000, *,
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = EVALUATION_ROWS, *,
                  keep_outputs: bool = False) -> Evaluation:
         loss_sum, correct, kept = 0.0, 0, []
         for start in range(0, len(y), batch_size):

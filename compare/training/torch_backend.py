@@ -17,7 +17,7 @@ from torch import nn
 
 from compare.harness.twins import StateDict, torch_state_dict
 from compare.training import checkpoint
-from compare.training.backend import Evaluation
+from compare.training.backend import EVALUATION_ROWS, Evaluation
 from compare.training.config import batch_bounds
 from compare.training.optimizers import OptimizerSpec
 from torch_ref import logits_of
@@ -106,7 +106,7 @@ class TorchBackend:
         return self._norms[: sum(step < self._step for step in self._norm_rows)].cpu().numpy()
 
     @torch.no_grad()
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000, *,
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = EVALUATION_ROWS, *,
                  keep_outputs: bool = False) -> Evaluation:
         xs, ys = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
