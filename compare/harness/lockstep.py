@@ -95,6 +95,14 @@ def lockstep_epoch(backends: list[Backend], loaders: list[Loader], order: np.nda
     return seconds
 
 
+def own_records(begun: Position, positions: list[Position]) -> list[Position]:
+    """``begun`` for each twin; in the epoch a resumed run continues (the one its ``positions``
+    are in), with that twin's own records of the steps it had taken."""
+    return [begun if begun.epoch > own.epoch else replace(
+        begun, losses=own.losses, grad_norms=own.grad_norms, seconds=own.seconds)
+        for own in positions]
+
+
 def train_lockstep(config: TrainConfig, splits: Splits, run_dir: Path, meta: dict, *,
                    log: Callable[[str], None] = print, saved: dict[str, Checkpoint] | None = None,
                    insight: bool = True) -> list[BackendResult]:
@@ -123,12 +131,9 @@ def train_lockstep(config: TrainConfig, splits: Splits, run_dir: Path, meta: dic
             seconds = lockstep_epoch(backends, loaders, order, config, parity, begun, stop,
                                      [run.recorded_steps(done, steps - begun.step)
                                       for run in runs])
-            begun_by_twin = [begun if begun.epoch > position.epoch else replace(  # own records
-                begun, losses=own.losses, grad_norms=own.grad_norms, seconds=own.seconds)
-                for own in positions]
             closed = [close_epoch(run, backend, splits, own, backend.step_losses(), spent,
-                                  orders.state())
-                      for backend, run, own, spent in zip(backends, runs, begun_by_twin, seconds)]
+                                  orders.state()) for backend, run, own, spent in
+                      zip(backends, runs, own_records(begun, positions), seconds)]
             if not all(closed) or (stop.requested and begun.epoch + 1 < config.epochs):
                 raise InterruptionError(
                     f"stopped by Ctrl-C in epoch {begun.epoch + 1}; checkpoints in {run_dir}; "
