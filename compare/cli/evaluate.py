@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from compare.cli.flags import UsageError, resolve_device, strict_json
@@ -21,13 +22,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compare.cli.resume import load_run_data
+    from compare.cli.resume import is_count, load_run_data
     from compare.training import checkpoint
     from compare.training.backend import evaluation_backend
 
     path = Path(args.checkpoint)
     saved = checkpoint.read(path)
     checkpoint.check_meta(path, saved.meta, checkpoint.DATA_KEYS)
+    epoch = saved.meta.get("epoch")
+    if not (epoch is None or is_count(epoch)):
+        raise checkpoint.CheckpointError(f"{path}: meta 'epoch' should be a count of epochs, "
+                                         f"found {epoch!r}")
     if args.data_dir is not None and saved.meta["dataset"] == SAMPLE:
         raise UsageError(f"--data-dir {args.data_dir}: {path} was trained on the bundled "
                          f"{SAMPLE}, which is never read from elsewhere: leave out --data-dir")
@@ -38,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     backend = evaluation_backend(model)
     test = backend.evaluate(splits.test_x, splits.test_y)
     loss, accuracy = test.loss, test.accuracy
-    epoch = saved.meta.get("epoch")
+    if not math.isfinite(loss):
+        raise checkpoint.CheckpointError(
+            f"{path}: its weights give a test loss of {loss} ({saved.meta['dtype']} overflows): "
+            "no accuracy to report from this checkpoint")
     result = {"checkpoint": str(path), "written_by": saved.written_by, "backend": backend.name,
               "epoch": epoch, "test_loss": loss, "test_accuracy": accuracy}
     print(strict_json(result) if args.json else

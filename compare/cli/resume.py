@@ -18,12 +18,14 @@ from compare.training import checkpoint
 from compare.training.backend import BACKEND_NAMES
 from compare.training.checkpoint import Checkpoint, CheckpointError
 from compare.training.config import SCHEDULES, TrainConfig, batch_bounds
-from compare.training.optimizers import OPTIMIZER_NAMES
+from compare.training.optimizers import OPTIMIZER_NAMES, OptimizerSpec
 from compare.training.run_dir import run_lock
 
 RESUME_FLAGS = ("--epochs", "--device", "--json")
 RUN_KEYS = {"config": dict, "backends": list, "lockstep": bool, "insight": bool,
             "position": dict}
+POSITION_KEYS = {"epoch", "step", "shuffle_state", "seconds"}
+DEVICES = ("cpu", "cuda")
 RUN_META_KEYS = ("arch", "activation", "dtype", "dataset", "data_dir", "val_size", "seed", "mean",
                  "std", "sizes", "backends", "lockstep", "insight")
 
@@ -31,24 +33,112 @@ RUN_META_KEYS = ("arch", "activation", "dtype", "dataset", "data_dir", "val_size
 def read_run(run_dir: Path) -> dict[str, Checkpoint]:
     """The checkpoint of each twin that has one in ``run_dir``, checked to describe one run."""
     paths = [run_dir / name / f"checkpoint{checkpoint.SUFFIXES[name]}" for name in BACKEND_NAMES]
-    saved = {path.parent.name: checkpoint.read(path) for path in paths if path.exists()}
+    saved = {path.parent.name: read_resumable(path) for path in paths if path.exists()}
     if not saved:
         raise UsageError(f"--resume {run_dir}: holds no checkpoint (looked for "
                          f"{', '.join(str(p) for p in paths)})")
-    for found in saved.values():
-        checkpoint.check_meta(found.path, found.meta, checkpoint.DATA_KEYS)
-        if "lesson" in found.meta:
-            raise CheckpointError(f"{found.path}: a run of lesson {found.meta['lesson']!r}: it "
-                                  "can be evaluated but not resumed (run the lesson again)")
-        if "config" not in found.meta:
-            raise CheckpointError(f"{found.path}: written by an earlier version that kept no "
-                                  "optimizer state; it can be evaluated but not resumed")
-        checkpoint.check_meta(found.path, found.meta, RUN_KEYS)
-        check_run_state(found)
-    configs = {repr(found.meta["config"]) for found in saved.values()}
-    if len(configs) > 1:
+    if len({run_identity(found.meta) for found in saved.values()}) > 1:
         raise CheckpointError(f"{run_dir}: its twins' checkpoints describe different runs")
     return saved
+
+
+def read_resumable(path: Path) -> Checkpoint:
+    """The checkpoint at ``path``, checked to be one a run continues from."""
+    found = checkpoint.read(path)
+    checkpoint.check_meta(found.path, found.meta, checkpoint.DATA_KEYS)
+    if "lesson" in found.meta:
+        raise CheckpointError(f"{found.path}: a run of lesson {found.meta['lesson']!r}: it "
+                              "can be evaluated but not resumed (run the lesson again)")
+    if "config" not in found.meta:
+        raise CheckpointError(f"{found.path}: written by an earlier version that kept no "
+                              "optimizer state; it can be evaluated but not resumed")
+    checkpoint.check_meta(found.path, found.meta, RUN_KEYS)
+    check_run_state(found)
+    return found
+
+
+def run_identity(meta: dict) -> str:
+    """What makes a run the run it is: its settings but the total of epochs and the device,
+    which a resume may change (a resume interrupted between the twins leaves one twin with the
+    new ones)."""
+    return repr({key: value for key, value in meta["config"].items()
+                 if key not in ("epochs", "device")} | {"backends": meta["backends"]})
+
+
+def newest_meta(saved: dict[str, Checkpoint]) -> dict:
+    """The meta holding the run's latest settings: the one with the most epochs to train."""
+    return max((found.meta for found in saved.values()), key=lambda m: m["config"]["epochs"])
+
+
+def at(found: Checkpoint) -> tuple[int, int]:
+    """(epochs done, steps done in the next) of a checkpoint."""
+    return found.meta["position"]["epoch"], found.meta["position"]["step"]
+
+
+def lockstep_twins(run_dir: Path, saved: dict[str, Checkpoint]) -> dict[str, Checkpoint]:
+    """The twins of a --lockstep run at one position. A run killed between the twins' saves
+    has one twin an epoch ahead: that twin continues from its ``checkpoint-previous``, the same
+    position as the other's; killed before the second twin's first save, that twin starts."""
+    if len(saved) == 1 and at(next(iter(saved.values()))) == (0, 0):
+        return saved
+    if len(saved) == len(BACKEND_NAMES) and len({at(found) for found in saved.values()}) == 1:
+        return saved
+    if len(saved) == len(BACKEND_NAMES):
+        lagging, leading = sorted(saved, key=lambda name: at(saved[name]))
+        previous = saved[leading].path.with_name(
+            f"checkpoint-previous{checkpoint.SUFFIXES[leading]}")
+        if previous.exists():
+            earlier = read_resumable(previous)
+            if at(earlier) == at(saved[lagging]) and run_identity(earlier.meta) == run_identity(
+                    saved[lagging].meta):
+                return saved | {leading: earlier}
+    where = ", ".join(f"{name} at epoch {at(found)[0]} step {at(found)[1]}"
+                      for name, found in saved.items())
+    raise CheckpointError(f"{run_dir}: a --lockstep run whose twins' checkpoints are at "
+                          f"different positions ({where}): the twins cannot continue together")
+
+
+def is_count(value: object, least: int = 0) -> bool:
+    """An int (not a bool, not a float) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def is_amount(value: object) -> bool:
+    """A finite, non-negative number (not a bool)."""
+    return (isinstance(value, int | float) and not isinstance(value, bool) and
+            math.isfinite(value) and value >= 0)
+
+
+def settings_are_valid(config: TrainConfig, meta: dict) -> bool:
+    """The run's settings are ones this program's flags can give."""
+    optimizer, settings = config.optimizer, config.optimizer.settings
+    return (is_count(config.epochs, 1) and is_count(config.batch_size, 1) and
+            is_count(config.seed) and config.seed == meta["seed"] and
+            is_amount(optimizer.lr) and optimizer.lr > 0 and config.schedule in SCHEDULES and
+            optimizer.name in OPTIMIZER_NAMES and config.device in DEVICES and
+            OptimizerSpec.create(optimizer.name, optimizer.lr, **settings) == optimizer and
+            is_amount(settings["weight_decay"]) and
+            (optimizer.name != "momentum" or (is_amount(settings["momentum"]) and
+                                              settings["momentum"] < 1 and
+                                              isinstance(settings["nesterov"], bool))) and
+            config.arch.spec == meta["arch"] and config.dtype == meta["dtype"])
+
+
+def records_are_valid(found: Checkpoint, position: dict) -> bool:
+    """What the checkpoint recorded of the epochs done and of the steps of the next one."""
+    meta, progress = found.meta, found.progress
+    seconds, loss = meta.get("epoch_seconds"), meta.get("train_loss")
+    losses, norms = progress.get("losses"), progress.get("grad_norms")
+    return (is_count(position["epoch"]) and is_count(position["step"]) and
+            set(position) == POSITION_KEYS and meta.get("epoch") == position["epoch"] and
+            is_amount(position["seconds"]) and isinstance(seconds, list) and
+            len(seconds) == position["epoch"] and all(is_amount(s) for s in seconds) and
+            (loss is None if position["epoch"] == 0 else
+             isinstance(loss, float) and math.isfinite(loss)) and
+            set(progress) == {"losses", "grad_norms"} and
+            losses.dtype == norms.dtype == np.float64 and losses.shape == (position["step"],) and
+            norms.ndim == 2 and len(norms) <= position["step"] and
+            bool(np.all(np.isfinite(losses)) and np.all(np.isfinite(norms))))
 
 
 def check_run_state(found: Checkpoint) -> None:
@@ -59,21 +149,14 @@ def check_run_state(found: Checkpoint) -> None:
         config = TrainConfig.from_json(meta["config"])
         config.optimizer.build_scratch(scratch.Linear(1, 1).parameters())  # its settings exist
         np.random.PCG64().state = position["shuffle_state"] or np.random.PCG64().state
-        steps = len(found.progress.get("losses", ()))
         problems = {
-            "the settings": not (config.epochs >= 1 and config.batch_size >= 1 and
-                                 config.seed >= 0 and math.isfinite(config.optimizer.lr) and
-                                 config.optimizer.lr > 0 and config.schedule in SCHEDULES and
-                                 config.optimizer.name in OPTIMIZER_NAMES and
-                                 config.arch.spec == meta["arch"] and
-                                 config.dtype == meta["dtype"]),
+            "the settings": not settings_are_valid(config, meta),
             "the twins": not (meta["backends"] and set(meta["backends"]) <= set(BACKEND_NAMES)
                               and len(set(meta["backends"])) == len(meta["backends"]) and
                               found.path.parent.name in meta["backends"] and
                               (not meta["lockstep"] or len(meta["backends"]) == 2)),
-            "the position": not (0 <= position["epoch"] <= config.epochs and
-                                 position["step"] == steps and
-                                 math.isfinite(position["seconds"]) and position["seconds"] >= 0),
+            "the position": not records_are_valid(found, position) or
+                            position["epoch"] > config.epochs,
         }
     except (KeyError, TypeError, ValueError, AttributeError, ArchError) as error:
         raise CheckpointError(f"{found.path}: meta 'config' or 'position' is not what this "
@@ -120,36 +203,42 @@ def resume(args: argparse.Namespace, given: list[str]) -> int:
 def continue_run(args: argparse.Namespace, given: list[str], run_dir: Path) -> int:
     """The body of :func:`resume`, while this process holds ``run_dir``."""
     from compare.cli.train import check_memory, train_run
-    from compare.training.backend import build_backend
+    from compare.training.run_log import has_summary
 
     saved = read_run(run_dir)
-    meta = next(iter(saved.values())).meta
-    if meta["lockstep"] and len(saved) < len(meta["backends"]):
-        raise CheckpointError(f"{run_dir}: a --lockstep run, but only {', '.join(saved)} has a "
-                              "checkpoint: the twins cannot continue together")
+    meta = newest_meta(saved)
+    if meta["lockstep"]:
+        saved = lockstep_twins(run_dir, saved)
     config = resumed_config(args, given, meta)
-    epochs_done = {name: found.meta["position"]["epoch"] for name, found in saved.items()}
+    epochs_done = {name: at(found)[0] for name, found in saved.items()}
     if max(epochs_done.values()) > config.epochs:
         raise UsageError(f"--epochs {config.epochs}: the run has already trained "
                          f"{max(epochs_done.values())} epochs")
-    if len(saved) == len(meta["backends"]) and min(epochs_done.values()) == config.epochs:
+    if all(name in saved and epochs_done[name] == config.epochs and
+           has_summary(saved[name].path.parent) for name in meta["backends"]):
         raise UsageError(f"--resume {run_dir}: the run has already trained its {config.epochs} "
                          "epochs; pass --epochs with more to continue it")
     check_memory(config, meta["backends"])
     splits = load_run_data(next(iter(saved.values())).path, meta)
-    steps = len(batch_bounds(len(splits.train_y), config.batch_size))
-    for found in saved.values():  # every twin restored once before any of them trains
-        if found.meta["position"]["step"] >= steps:
-            raise CheckpointError(f"{found.path}: its position, step "
-                                  f"{found.meta['position']['step']} of an epoch, is past the "
-                                  f"{steps} steps of an epoch")
-        build_backend(found.path.parent.name, config, found)
+    restore_twins(saved, config, len(batch_bounds(len(splits.train_y), config.batch_size)))
     done_text = ", ".join(f"{name} after epoch {epoch}" for name, epoch in epochs_done.items())
     print(f"continuing {run_dir} ({done_text}) to epoch {config.epochs}",
           file=flags.output(args))
     kept = {key: meta[key] for key in RUN_META_KEYS}
     return train_run(args, config, splits, run_dir, kept | {"config": config.to_json()},
                      meta["backends"], saved)
+
+
+def restore_twins(saved: dict[str, Checkpoint], config: TrainConfig, steps: int) -> None:
+    """Restore every twin once, checking its weights and optimizer state against the run, before
+    any of them trains."""
+    from compare.training.backend import build_backend
+
+    for name, found in saved.items():
+        if at(found)[1] >= steps:
+            raise CheckpointError(f"{found.path}: its position, step {at(found)[1]} of an epoch, "
+                                  f"is past the {steps} steps of an epoch")
+        build_backend(name, config, found, steps_per_epoch=steps)
 
 
 def resumed_config(args: argparse.Namespace, given: list[str], meta: dict) -> TrainConfig:

@@ -32,7 +32,7 @@ from compare.training.loop import (
 )
 from compare.training.optimizers import OptimizerSpec
 from compare.training.run_log import BackendResult, RunLog, TrainingError
-from compare.training.tensorboard_writer import SummaryWriter
+from compare.training.tensorboard_writer import SummaryWriter, written_points
 from compare.training.threads import blas_thread_policy
 
 
@@ -110,19 +110,21 @@ def train_lockstep(config: TrainConfig, splits: Splits, run_dir: Path, meta: dic
     comparing them after every step; each twin's events and checkpoints are those a training
     run writes."""
     saved = saved or {}
-    backends = [build_backend(name, config, saved.get(name)) for name in BACKEND_NAMES]
+    steps = len(batch_bounds(len(splits.train_y), config.batch_size))
+    backends = [build_backend(name, config, saved.get(name), steps_per_epoch=steps)
+                for name in BACKEND_NAMES]
     loaders = [backend.loader(splits.train_x, splits.train_y) for backend in backends]
     with ExitStack() as stack:
         stack.enter_context(blas_thread_policy(config.batch_size))
         stop = stack.enter_context(StopRequest())
         runs = [stack.enter_context(RunLog(backend, run_dir, config, meta, log,
-                                           saved[backend.name].meta if saved else None,
+                                           getattr(saved.get(backend.name), "meta", None),
                                            splits if insight else None))
                 for backend in backends]
-        parity = stack.enter_context(SummaryWriter(run_dir / "parity"))
+        parity = stack.enter_context(SummaryWriter(
+            run_dir / "parity", skip=written_points(run_dir / "parity")))
         positions = [start_position(run, b, saved.get(b.name)) for b, run in zip(backends, runs)]
-        position = positions[0]  # both twins were checkpointed together
-        steps = len(batch_bounds(len(splits.train_y), config.batch_size))
+        position = positions[0]  # the twins' checkpoints describe one position (see resume)
         orders = EpochOrders(len(splits.train_y), config.seed, position.shuffle_state)
         for begun, order in remaining_epochs(position, config, orders):
             for backend in backends:

@@ -16,7 +16,7 @@ from compare.harness.arch import Architecture
 from compare.training.backend import build_backend
 from compare.training.config import Position, TrainConfig
 from compare.training.interrupt import StopRequest
-from compare.training.loop import fit
+from compare.training.loop import fit, start_position
 from compare.training.optimizers import OptimizerSpec
 from compare.training.run_dir import reserve_run_dir
 from compare.training.run_log import BackendResult, DivergenceError, EpochRecord, RunLog
@@ -89,7 +89,7 @@ def _train_twin(context: LessonContext, name: str, config: TrainConfig, splits: 
     backend = build_backend(name, config)
     started = time.perf_counter()
     with RunLog(backend, run_dir, config, meta, lambda line: None, None, splits) as run:
-        run.start(backend, Position())
+        start_position(run, backend, None)
         try:
             result: BackendResult = fit(backend, splits, config, run, position=Position(),
                                         stop=context.stop, quiet=True)

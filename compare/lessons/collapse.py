@@ -17,8 +17,7 @@ from compare.lessons.base import (
     sgd_config,
     train_configuration,
 )
-from compare.training.backend import build_backend
-from compare.training.config import TrainConfig
+from compare.training.backend import evaluation_backend
 
 
 def collapse(state: StateDict) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +63,7 @@ class LinearCollapse(Lesson):
             accuracy[label] = {t: o.test_accuracy for t, o in outcomes.items()}
             rows.append(Row("test accuracy", label, accuracy[label]))
             if label == "deep-stack":
-                difference = self.collapse_errors(context, config)
+                difference = self.collapse_errors(context)
                 rows.insert(0, Row("stack vs its collapsed layer, max rel", label, difference,
                                    math=False))  # both at rounding level: no twin comparison
         holds = all(difference[t] <= FLOAT64_MAX_REL and
@@ -80,7 +79,7 @@ class LinearCollapse(Lesson):
                   f"the stack no better than one layer, and ReLU {self.gap:g} better than both)")
         return self.report(context, rows, holds, reason)
 
-    def collapse_errors(self, context: LessonContext, config: TrainConfig) -> dict[str, float]:
+    def collapse_errors(self, context: LessonContext) -> dict[str, float]:
         """Each twin's trained stack, read back from its checkpoint, against the single layer
         its weights multiply out to, on the test images."""
         from compare.training import checkpoint
@@ -90,7 +89,7 @@ class LinearCollapse(Lesson):
         for twin in context.backends:
             saved = checkpoint.read(next((context.logdir / "deep-stack" / twin).glob(
                 "checkpoint.*")))
-            backend = build_backend(twin, config, saved)
+            backend = evaluation_backend(checkpoint.network(saved, twin))
             logits = backend.evaluate(x, context.splits.test_y, keep_outputs=True).outputs[-2]
             result[twin] = collapse_error(saved.state, logits, x)
         return result

@@ -89,17 +89,20 @@ class Backend(Protocol):
         """Weights, optimizer state, ``meta`` and the interrupted epoch's ``progress`` arrays."""
         ...
 
-    def load_optimizer_state(self, state: dict) -> None:
-        """Continue from the optimizer state a checkpoint of this twin holds."""
+    def load_optimizer_state(self, state: dict, steps_taken: int) -> None:
+        """Continue from the optimizer state a checkpoint of this twin holds after
+        ``steps_taken`` steps, checked first (ValueError naming the entry)."""
         ...
 
 
-def build_backend(name: str, config: TrainConfig, saved: Checkpoint | None = None) -> Backend:
+def build_backend(name: str, config: TrainConfig, saved: Checkpoint | None = None, *,
+                  steps_per_epoch: int = 0) -> Backend:
     """The twin ``name`` with its optimizer, holding the initial weights drawn from
-    ``config.seed`` (the torch twin gets a copy of the scratch draw), or, to continue a run,
-    the weights and optimizer state of its checkpoint ``saved``."""
+    ``config.seed`` (the torch twin gets a copy of the scratch draw), or, to continue a run of
+    ``steps_per_epoch`` steps an epoch, the weights and optimizer state of its checkpoint
+    ``saved``."""
     if saved is not None:
-        return _restore(name, config, saved)
+        return _restore(name, config, saved, steps_per_epoch)
     if name == "scratch":
         from compare.training.scratch_backend import ScratchBackend
 
@@ -126,17 +129,18 @@ def evaluation_backend(model: Any, optimizer: OptimizerSpec | None = None) -> Ba
     return TorchBackend(model, optimizer)
 
 
-def _restore(name: str, config: TrainConfig, saved: Checkpoint) -> Backend:
+def _restore(name: str, config: TrainConfig, saved: Checkpoint, steps_per_epoch: int) -> Backend:
     from compare.training.checkpoint import CheckpointError, network
 
     if saved.optimizer is None:
         raise CheckpointError(f"{saved.path}: this checkpoint format holds no optimizer state; "
                               "it can be evaluated but not resumed")
     backend = evaluation_backend(network(saved, name, device=config.device), config.optimizer)
+    position = saved.meta["position"]
     try:
-        backend.load_optimizer_state(saved.optimizer)
-    except (KeyError, ValueError, TypeError, IndexError) as error:
+        backend.load_optimizer_state(saved.optimizer,
+                                     position["epoch"] * steps_per_epoch + position["step"])
+    except ValueError as error:
         raise CheckpointError(f"{saved.path}: its optimizer state does not fit the run's "
-                              f"{config.optimizer.name} optimizer ({type(error).__name__}: "
-                              f"{error})") from None
+                              f"{config.optimizer.name} optimizer: {error}") from None
     return backend

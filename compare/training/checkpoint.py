@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -129,7 +130,7 @@ def _upgrade_format_1(arrays: dict[str, np.ndarray]) -> StateDict:
     for key, value in arrays.items():
         index, kind = key.split(".")
         name = f"{index}.{names[kind]}"
-        state[name] = torch_layout(name, value)
+        state[name] = np.ascontiguousarray(torch_layout(name, value))
     return state
 
 
@@ -179,32 +180,51 @@ def check_meta(path: Path, meta: object, keys: Mapping[str, type]) -> None:
                                   f"{', '.join(choices[key])}")
 
 
-def _check_arrays(path: Path, state: StateDict) -> None:
-    """Real floating-point weights, every one finite."""
+def _check_arrays(path: Path, state: StateDict, dtype: str) -> None:
+    """Weights of the run's dtype (native byte order), dense, every one finite."""
     for name, array in state.items():
-        if array.dtype.kind != "f":
-            raise CheckpointError(f"{path}: {name} holds {array.dtype} values, not real "
-                                  "floating-point weights")
+        if array.dtype != np.dtype(dtype):
+            raise CheckpointError(f"{path}: {name} holds {array.dtype} values, not the "
+                                  f"{dtype} weights its meta says")
+        if not (array.flags.c_contiguous or array.flags.f_contiguous):
+            raise CheckpointError(f"{path}: {name} is not a dense array (strides "
+                                  f"{array.strides})")
         if not np.all(np.isfinite(array)):
             raise CheckpointError(f"{path}: {name} holds non-finite weights (NaN or inf): the run "
                                   "that wrote it diverged; use an earlier checkpoint")
 
 
+def _check_is_file(path: Path) -> None:
+    """``path`` is a regular file (a FIFO would block the read; say what it is instead)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file") from None
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot be read ({error.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file")
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{path}: not a regular file (a pipe, socket or device), not a "
+                              "checkpoint file")
+
+
 def read(path: Path) -> Checkpoint:
     """The checkpoint at ``path``, its meta and weights checked."""
     readers = {SUFFIXES["scratch"]: _read_npz, SUFFIXES["torch"]: _read_pt}
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    _check_is_file(path)
     if path.suffix not in readers:
         raise CheckpointError(f"{path}: unknown checkpoint type; expected a .npz (scratch) or .pt "
                               "(torch) file")
+    if path.suffix == SUFFIXES["torch"]:
+        import torch  # noqa: F401 - torch that cannot be imported is not the file's fault
     try:
         saved = readers[path.suffix](path)
     except Exception as error:  # a corrupt file can fail in many ways; all mean the same here
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(error).__name__}: "
                               f"{error})") from None
     check_meta(path, saved.meta, NETWORK_KEYS)
-    _check_arrays(path, saved.state)
+    _check_arrays(path, saved.state, saved.meta["dtype"])
     return saved
 
 

@@ -136,10 +136,11 @@ def train(backend_names: list[str], config: TrainConfig, splits: Splits, run_dir
     checkpoint in ``saved``, under the BLAS thread policy for this batch size; ``insight``
     adds the pictures and per-step curves of :mod:`compare.insight.log`."""
     results = []
+    steps = len(batch_bounds(len(splits.train_y), config.batch_size))
     with blas_thread_policy(config.batch_size), StopRequest() as stop:
         for name in backend_names:
             checkpoint = (saved or {}).get(name)
-            backend = build_backend(name, config, checkpoint)
+            backend = build_backend(name, config, checkpoint, steps_per_epoch=steps)
             with RunLog(backend, run_dir, config, meta, log,
                         checkpoint.meta if checkpoint else None,
                         splits if insight else None) as run:
@@ -154,11 +155,17 @@ def train(backend_names: list[str], config: TrainConfig, splits: Splits, run_dir
 
 
 def start_position(run: RunLog, backend: Backend, checkpoint: Checkpoint | None) -> Position:
-    """Where ``backend`` starts: the checkpoint's position, or epoch 0 (checkpointed now)."""
+    """Where ``backend`` starts: the checkpoint's position, or epoch 0 (checkpointed now). The
+    untrained network's events are logged at epoch 0 (again after a kill: none is repeated)."""
     if checkpoint is None:
-        run.start(backend, Position())
-        return Position()
-    saved, records = checkpoint.meta["position"], checkpoint.progress
-    return Position(saved["epoch"], saved["step"], saved["shuffle_state"],
-                    records.get("losses", np.zeros(0)), saved["seconds"],
-                    records.get("grad_norms", np.zeros((0, 0))))
+        run.save(backend, Position())
+        position = Position()
+    else:
+        saved, records = checkpoint.meta["position"], checkpoint.progress
+        position = Position(saved["epoch"], saved["step"], saved["shuffle_state"],
+                            records.get("losses", np.zeros(0)), saved["seconds"],
+                            records.get("grad_norms", np.zeros((0, 0))))
+        run.saved = position
+    if position.epoch == position.step == 0:
+        run.start(backend)
+    return position

@@ -3,13 +3,17 @@
 ``runs/<run-name>/<twin>/`` holds the events and ``checkpoint.npz`` (scratch) or
 ``checkpoint.pt`` (torch); both twins write the same tags so that TensorBoard overlays them.
 What is known only when a run ends (test accuracy, the HPARAMS entry) goes to an event file of
-its own, ``*.summary``, which a resumed run removes: it describes an end the run no longer has.
+its own, ``*.summary``, which a run resumed to train longer removes: it describes an end the run
+no longer has. A resumed run writes no point that its folder already holds, so a run killed
+after an epoch's events and before its checkpoint logs that epoch once.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,9 +27,10 @@ from compare.errors import CheckError
 from compare.insight.log import InsightLog, log_every, recorded_steps
 from compare.training.backend import Backend, Evaluation
 from compare.training.config import Position, TrainConfig, batch_bounds
-from compare.training.tensorboard_writer import SummaryWriter
+from compare.training.tensorboard_writer import SummaryWriter, written_points
 
 SUMMARY_SUFFIX = ".summary"
+SUMMARY_STAGING = ".summary.staging"
 
 
 class TrainingError(CheckError):
@@ -81,33 +86,47 @@ class RunLog:
         self.name, self.config, self.meta, self.log = backend.name, config, meta, log
         self.folder = run_dir / backend.name
         self.folder.mkdir(exist_ok=True)
+        self.checkpoint = self.folder / f"checkpoint{backend.checkpoint_suffix}"
+        self.previous = self.folder / f"checkpoint-previous{backend.checkpoint_suffix}"
         if resumed_meta is not None:
-            for stale in self.folder.glob(f"*{SUMMARY_SUFFIX}"):
-                stale.unlink()
-        self.writer = SummaryWriter(self.folder)
+            self._tidy_after_interruption(resumed_meta["position"]["epoch"])
+        self.writer = SummaryWriter(self.folder, skip=written_points(self.folder))
         self.insight, self.every = None, 0
         if insight_splits is not None:
             self.insight = InsightLog(self.writer, insight_splits, config.arch.activation)
             self.every = log_every(len(batch_bounds(len(insight_splits.train_y),
                                                     config.batch_size)))
         self.weight_names = [name for name in backend.state_dict() if name.endswith(".weight")]
-        self.checkpoint = self.folder / f"checkpoint{backend.checkpoint_suffix}"
         self.epoch_seconds: list[float] = list((resumed_meta or {}).get("epoch_seconds", []))
         saved_loss = (resumed_meta or {}).get("train_loss")
         self.train_loss = math.nan if saved_loss is None else float(saved_loss)
         self.saved = Position()  # where the checkpoint on disk continues from
         self.history: list[EpochRecord] = []
 
-    def start(self, backend: Backend, position: Position) -> None:
-        """The epoch-0 checkpoint, the settings as a text table, the untrained network."""
-        self.save(backend, position)
+    def _tidy_after_interruption(self, epochs_done: int) -> None:
+        """Before a resumed run writes: remove what a killed process left half-made (temporary
+        checkpoint and summary files) and a summary of an end the run no longer has."""
+        for stale in self.folder.glob(".*.tmp"):
+            stale.unlink()
+        shutil.rmtree(self.folder / SUMMARY_STAGING, ignore_errors=True)
+        if epochs_done < self.config.epochs:
+            for stale in self.folder.glob(f"*{SUMMARY_SUFFIX}"):
+                stale.unlink()
+
+    def start(self, backend: Backend) -> None:
+        """The untrained network's events: the settings as a text table and its pictures."""
         self.writer.add_text("hparams", hparams_markdown(self.config, self.meta))
         if self.insight:
             self.insight.start()
             self.insight.epoch(backend, 0, None)
 
     def save(self, backend: Backend, position: Position) -> None:
-        """A checkpoint from which the run continues exactly at ``position``."""
+        """A checkpoint from which the run continues exactly at ``position``. A --lockstep run
+        keeps the one before as ``checkpoint-previous``: killed between the twins' saves, the
+        run continues from the position both reached."""
+        if self.meta.get("lockstep") and self.checkpoint.exists():
+            self.previous.unlink(missing_ok=True)
+            os.link(self.checkpoint, self.previous)
         meta = self.meta | {"backend": self.name, "epoch": position.epoch,
                             "position": position.to_json(), "epoch_seconds": self.epoch_seconds,
                             "train_loss": None if math.isnan(self.train_loss) else self.train_loss}
@@ -145,13 +164,18 @@ class RunLog:
     def finish(self, backend: Backend, test: Evaluation) -> BackendResult:
         """The test accuracy and the HPARAMS entry; the result ``--json`` prints."""
         epochs, test_accuracy = self.config.epochs, test.accuracy
-        with SummaryWriter(self.folder, filename_suffix=SUMMARY_SUFFIX) as summary:
+        if not math.isfinite(test.loss):
+            raise TrainingError(f"{self.name}: the test loss is {test.loss} after epoch {epochs}; "
+                                f"the checkpoint is kept at {self.checkpoint}")
+        staging = self.folder / SUMMARY_STAGING
+        with SummaryWriter(staging, filename_suffix=SUMMARY_SUFFIX) as summary:
             summary.add_scalar("Accuracy/test", test_accuracy, epochs)
             summary.add_hparams(hparams(self.config, self.meta),
                                 {"hparam/test_accuracy": test_accuracy,
                                  "hparam/final_train_loss": self.train_loss}, step=epochs)
             if self.insight:
                 self.insight.final(summary, epochs, test)
+        publish_summary(staging, self.folder)
         self.log(f"{self.name:>7} test accuracy {test_accuracy:.4f}")
         return BackendResult(self.name, str(backend.device), test_accuracy, self.train_loss,
                              self.epoch_seconds, str(self.folder), self.history)
@@ -199,6 +223,22 @@ class RunLog:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.close()
+
+
+def publish_summary(staging: Path, folder: Path) -> None:
+    """Move the summary written in ``staging`` into ``folder`` in place of an older one, by
+    renaming: a run killed while finishing has a whole summary or none (and then finishes
+    again when resumed)."""
+    for stale in folder.glob(f"*{SUMMARY_SUFFIX}"):
+        stale.unlink()
+    for written in staging.iterdir():
+        os.replace(written, folder / written.name)
+    staging.rmdir()
+
+
+def has_summary(folder: Path) -> bool:
+    """Whether the twin in ``folder`` finished its run (its summary is written)."""
+    return any(folder.glob(f"*{SUMMARY_SUFFIX}"))
 
 
 def hparams(config: TrainConfig, meta: dict) -> dict[str, float | int | str | bool]:

@@ -12,6 +12,7 @@ from compare.harness.twins import StateDict, scratch_state_dict
 from compare.training import checkpoint
 from compare.training.backend import EVALUATION_ROWS, Evaluation
 from compare.training.config import batch_bounds
+from compare.training.optimizer_state import check_optimizer_state
 from compare.training.optimizers import OptimizerSpec
 
 
@@ -52,6 +53,7 @@ class ScratchBackend:
     def __init__(self, model: scratch.Sequential, optimizer: OptimizerSpec | None = None) -> None:
         self.model = model
         self.logits_model = model[:-1]  # shares the layers; the loss takes logits
+        self.spec = optimizer
         self.optimizer = optimizer.build_scratch(model.parameters()) if optimizer else None
         self.loss = scratch.CrossEntropyLoss()
         self.weight_names = [name for name, _ in model.named_parameters()
@@ -122,5 +124,9 @@ class ScratchBackend:
         optimizer = self.optimizer.state_dict() if self.optimizer else None
         checkpoint.save_npz(path, self.state_dict(), meta, optimizer, progress)
 
-    def load_optimizer_state(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state)
+    def load_optimizer_state(self, state: dict, steps_taken: int) -> None:
+        """A ``scratch.optim`` state_dict after ``steps_taken`` steps, checked array by array
+        first (ValueError); the settings stay the run's."""
+        parameters = [(p.value.shape, p.value.dtype) for p in self.model.parameters()]
+        checked = check_optimizer_state(state, self.name, self.spec, parameters, steps_taken)
+        self.optimizer.load_state_dict({"state": checked, "step": steps_taken})

@@ -127,6 +127,16 @@ def _session_start(hparams: dict[str, HParamValue], now: float
     return start
 
 
+def written_points(folder: Path, pattern: str = "*tfevents*") -> frozenset[tuple[str, int]]:
+    """(tag, step) of every value in the event files of ``folder`` matching ``pattern`` (a
+    record cut short by a killed process ends its file, as in TensorBoard)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    return frozenset((value.tag, event.step) for path in sorted(folder.glob(pattern))
+                     for event in EventFileLoader(str(path)).Load()
+                     for value in event.summary.value)
+
+
 class SummaryWriter:
     """Write scalars, histograms, images, text, hyperparameters and a custom-scalars layout to a
     TensorBoard run folder.
@@ -135,12 +145,15 @@ class SummaryWriter:
     them to disk and :meth:`close` (or use the writer as a context manager) when done.
     """
 
-    def __init__(self, log_dir: str | Path, filename_suffix: str = "") -> None:
+    def __init__(self, log_dir: str | Path, filename_suffix: str = "",
+                 skip: frozenset[tuple[str, int]] = frozenset()) -> None:
         """Create ``log_dir`` (with parents) and open a new event file inside it, its name
-        ending in ``filename_suffix``."""
+        ending in ``filename_suffix``. Values whose (tag, step) is in ``skip`` are not written
+        (a resumed run passes the :func:`written_points` of its folder: no point twice)."""
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._writer = EventFileWriter(str(self.log_dir), filename_suffix=filename_suffix)
+        self._skip = skip
 
     @contextmanager
     def _naming_the_folder(self) -> Iterator[None]:
@@ -155,7 +168,10 @@ class SummaryWriter:
                           str(self.log_dir)) from error
 
     def _add_values(self, values: list[summary_pb2.Summary.Value], step: int) -> None:
-        """Write one event holding ``values`` at ``step``."""
+        """Write one event holding ``values`` at ``step`` (those not written already)."""
+        values = [value for value in values if (value.tag, step) not in self._skip]
+        if not values:
+            return
         event = event_pb2.Event(
             wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values)
         )

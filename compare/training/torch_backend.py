@@ -19,6 +19,7 @@ from compare.harness.twins import StateDict, torch_state_dict
 from compare.training import checkpoint
 from compare.training.backend import EVALUATION_ROWS, Evaluation
 from compare.training.config import batch_bounds
+from compare.training.optimizer_state import check_optimizer_state
 from compare.training.optimizers import OptimizerSpec
 from torch_ref import logits_of
 
@@ -61,6 +62,7 @@ class TorchBackend:
     def __init__(self, model: nn.Sequential, optimizer: OptimizerSpec | None = None) -> None:
         self.model = model
         self.logits_model = logits_of(model)
+        self.spec = optimizer
         self.optimizer = optimizer.build_torch(model.parameters()) if optimizer else None
         self.device = next(model.parameters()).device
         self.weights = [(name, p) for name, p in model.named_parameters()
@@ -139,13 +141,11 @@ class TorchBackend:
         optimizer = self.optimizer.state_dict() if self.optimizer else None
         checkpoint.save_pt(path, self.model.state_dict(), meta, optimizer, progress)
 
-    def load_optimizer_state(self, state: dict) -> None:
-        """``torch.optim``'s state_dict, checked first: a state tensor of the wrong shape would
-        crash the fused step (ValueError instead)."""
-        for index, (name, parameter) in enumerate(self.model.named_parameters()):
-            for key, value in state.get("state", {}).get(index, {}).items():
-                if torch.is_tensor(value) and value.dim() and value.shape != parameter.shape:
-                    raise ValueError(f"optimizer state {key} of {name} has shape "
-                                     f"{tuple(value.shape)}, the parameter "
-                                     f"{tuple(parameter.shape)}")
-        self.optimizer.load_state_dict(state)
+    def load_optimizer_state(self, state: dict, steps_taken: int) -> None:
+        """``torch.optim``'s state_dict after ``steps_taken`` steps, checked tensor by tensor
+        first (a bad one would crash the fused step: ValueError instead); the settings stay the
+        run's."""
+        parameters = [(p.shape, p.dtype) for p in self.state_dict().values()]
+        checked = check_optimizer_state(state, self.name, self.spec, parameters, steps_taken)
+        self.optimizer.load_state_dict(
+            {"state": checked, "param_groups": self.optimizer.state_dict()["param_groups"]})

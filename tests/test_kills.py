@@ -1,0 +1,176 @@
+"""A run killed at any point (SIGKILL: no handler runs) stays resumable, and its resume ends
+exactly where the straight run ends: the same weights bit for bit, every TensorBoard point once,
+no temporary file left. Each kill lands at a chosen call (tests/kill_at.py), not after a sleep.
+
+``MLP_TWINS_RANDOM_KILLS=N`` adds a soak: N kills at random moments of ``train --backend both``
+and of its resumes (a few minutes for 20; off by default)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+from compare import cli
+from tests.helpers import ARCH
+from tests.test_resume import assert_same_run
+
+KILL_AT = Path(__file__).with_name("kill_at.py")
+RUN_LOG = "compare.training.run_log"
+
+
+def train_args(data_dir: Path, logdir: Path, *extra: str) -> list[str]:
+    return ["train", "--data-dir", str(data_dir), "--arch", ARCH, "--batch-size", "32",
+            "--val-size", "30", "--optimizer", "adam", "--lr", "0.003",
+            "--logdir", str(logdir), "--run-name", "run", *extra]
+
+
+def killed(module: str, attribute: str, call: int, args: list[str]) -> None:
+    """Run ``compare ARGS`` in a process SIGKILLed before the ``call``-th call of
+    ``module.attribute``; fail if it was not."""
+    done = subprocess.run([sys.executable, str(KILL_AT), module, attribute, str(call), *args],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, f"not killed ({done.returncode}): {done.stderr}"
+
+
+def resume(run: Path, *extra: str) -> int:
+    return cli.main(["train", "--resume", str(run), *extra])
+
+
+def repeated_points(run: Path) -> list[tuple[str, str, int]]:
+    """(TensorBoard run, tag, step) written more than once in the event files of ``run``'s
+    folders (each folder is one TensorBoard run: scratch, torch, parity)."""
+    counts = Counter((path.parent.name, value.tag, event.step) for path in run.rglob("*tfevents*")
+                     for event in EventFileLoader(str(path)).Load()
+                     for value in event.summary.value)
+    return [point for point, count in counts.items() if count > 1]
+
+
+def assert_whole(run: Path, straight: Path, twins: tuple[str, ...]) -> None:
+    """``run`` ended as ``straight`` did, with no point twice and no temporary file."""
+    assert_same_run(run, straight, twins)
+    assert not repeated_points(run), f"repeated TensorBoard points: {repeated_points(run)[:5]}"
+    leftovers = list(run.rglob(".*"))
+    assert not leftovers, f"left behind: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def straight(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Straight runs to compare with, by mode: 2 epochs of scratch, of both twins, of both in
+    --lockstep (float64), and 3 epochs of both."""
+    root = tmp_path_factory.mktemp("straight")
+    modes = {"scratch": ["--backend", "scratch", "--epochs", "2"],
+             "both": ["--epochs", "2"], "both-3": ["--epochs", "3"],
+             "lockstep": ["--lockstep", "--dtype", "float64", "--epochs", "2"]}
+    for mode, flags in modes.items():
+        assert cli.main(train_args(data_dir, root / mode, *flags)) == 0, mode
+    return {mode: root / mode / "run" for mode in modes}
+
+
+def test_a_kill_after_an_epochs_events_and_before_its_checkpoint_repeats_no_point(
+        data_dir: Path, tmp_path: Path, straight: dict[str, Path]) -> None:
+    """The epoch's scalars are flushed, its checkpoint (the 2nd save: the 1st is epoch 0's) is
+    not written: the resume trains the epoch again and logs none of its points twice."""
+    killed(RUN_LOG, "RunLog.save", 2,
+           train_args(data_dir, tmp_path, "--backend", "scratch", "--epochs", "2"))
+    assert resume(tmp_path / "run") == 0
+    assert_whole(tmp_path / "run", straight["scratch"], ("scratch",))
+
+
+def test_a_kill_before_the_summary_leaves_a_run_that_finishes_on_resume(
+        data_dir: Path, tmp_path: Path, straight: dict[str, Path]) -> None:
+    killed(RUN_LOG, "RunLog.finish", 1,
+           train_args(data_dir, tmp_path, "--backend", "scratch", "--epochs", "2"))
+    assert not list((tmp_path / "run" / "scratch").glob("*.summary")), "the kill came too late"
+    assert resume(tmp_path / "run") == 0
+    assert_whole(tmp_path / "run", straight["scratch"], ("scratch",))
+    assert resume(tmp_path / "run") == 2, "a finished run is refused"
+
+
+def test_a_kill_while_the_summary_is_moved_in_leaves_a_run_that_finishes(
+        data_dir: Path, tmp_path: Path, straight: dict[str, Path]) -> None:
+    killed(RUN_LOG, "publish_summary", 1,
+           train_args(data_dir, tmp_path, "--backend", "scratch", "--epochs", "2"))
+    assert resume(tmp_path / "run") == 0
+    assert_whole(tmp_path / "run", straight["scratch"], ("scratch",))
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_no_temporary_file_after_resume(
+        data_dir: Path, tmp_path: Path, straight: dict[str, Path]) -> None:
+    """The 2nd rename is epoch 1's checkpoint replacing epoch 0's: killed before it, the
+    temporary file is whole on disk."""
+    killed("os", "replace", 2,
+           train_args(data_dir, tmp_path, "--backend", "scratch", "--epochs", "2"))
+    assert list((tmp_path / "run" / "scratch").glob(".checkpoint.npz.*.tmp")), "no temporary file"
+    assert resume(tmp_path / "run") == 0
+    assert_whole(tmp_path / "run", straight["scratch"], ("scratch",))
+
+
+def test_a_kill_between_the_twins_of_a_longer_resume_stays_resumable(
+        data_dir: Path, tmp_path: Path, straight: dict[str, Path]) -> None:
+    """``--resume --epochs 3`` of a finished 2-epoch run: scratch trains epoch 3 and saves with
+    the new total, torch is killed before its save. Both later resumes continue it."""
+    assert cli.main(train_args(data_dir, tmp_path, "--epochs", "2")) == 0
+    killed(RUN_LOG, "RunLog.save", 2,
+           ["train", "--resume", str(tmp_path / "run"), "--epochs", "3"])
+    assert resume(tmp_path / "run") == 0
+    assert_whole(tmp_path / "run", straight["both-3"], ("scratch", "torch"))
+
+
+@pytest.mark.parametrize("save", [2, 4], ids=["before-torch-first-save", "between-epoch-1-saves"])
+def test_a_lockstep_run_killed_between_its_twins_saves_continues_together(
+        data_dir: Path, tmp_path: Path, straight: dict[str, Path], save: int) -> None:
+    """Saves 1 and 2 are the twins' epoch-0 checkpoints, 3 and 4 their epoch-1 ones: a kill
+    before 2 leaves torch without a checkpoint, before 4 scratch an epoch ahead of torch."""
+    killed(RUN_LOG, "RunLog.save", save,
+           train_args(data_dir, tmp_path, "--lockstep", "--dtype", "float64", "--epochs", "2"))
+    assert resume(tmp_path / "run") == 0
+    assert_whole(tmp_path / "run", straight["lockstep"], ("scratch", "torch"))
+
+
+def kill_randomly(args: list[str], rng: random.Random, longest: float) -> bool:
+    """Run ``compare ARGS``, SIGKILLed after a random time under ``longest`` seconds; whether it
+    finished first."""
+    process = subprocess.Popen([sys.executable, "-m", "compare", *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        process.wait(timeout=rng.uniform(0, longest))
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        return False
+    assert process.returncode == 0, f"exit {process.returncode}"
+    return True
+
+
+@pytest.mark.skipif(not os.environ.get("MLP_TWINS_RANDOM_KILLS"),
+                    reason="a soak of a few minutes: set MLP_TWINS_RANDOM_KILLS=20 to run it")
+def test_random_kills_during_training_and_resumes(data_dir: Path, tmp_path: Path,
+                                                   straight: dict[str, Path]) -> None:
+    """Each round: a fresh ``train --backend both`` killed at a random moment, then resumes,
+    each killed at a random moment too, until one finishes. A kill before the first checkpoint
+    leaves no resumable run (nothing was promised yet): that round starts again."""
+    rng = random.Random(0)
+    started = time.perf_counter()
+    assert kill_randomly(train_args(data_dir, tmp_path / "timing", "--epochs", "3"), rng, 1e9)
+    longest = time.perf_counter() - started
+    kills = rounds = 0
+    while kills < int(os.environ["MLP_TWINS_RANDOM_KILLS"]):
+        logdir = tmp_path / f"round-{rounds}"
+        rounds += 1
+        if kill_randomly(train_args(data_dir, logdir, "--epochs", "3"), rng, longest):
+            continue
+        kills += 1
+        if not list((logdir / "run").glob("*/checkpoint.*")):
+            continue
+        while not kill_randomly(["train", "--resume", str(logdir / "run")], rng, longest):
+            kills += 1
+        assert_whole(logdir / "run", straight["both-3"], ("scratch", "torch"))
