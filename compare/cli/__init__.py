@@ -26,11 +26,14 @@ from compare.cli.flags import Parser, printable
 from compare.cli.streams import safe_streams
 from compare.errors import CheckError, InterruptionError, UserError
 
+SCRIPT = "mlp-twins"
+"""The console script's name (``[project.scripts]`` in pyproject.toml)."""
+
 
 def program_name() -> str:
-    """``mlp-twins`` when run as that console script, ``compare`` as ``python -m compare``."""
-    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
-    return "compare" if name in ("", "__main__.py", "-c") else name
+    """``mlp-twins`` when run as that console script, ``compare`` otherwise (``python -m
+    compare``, or ``main`` called from other code)."""
+    return SCRIPT if sys.argv and Path(sys.argv[0]).name == SCRIPT else "compare"
 
 
 def build_parser() -> argparse.ArgumentParser:
