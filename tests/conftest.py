@@ -7,7 +7,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import IMAGE_SIDE, learnable_images, write_dataset
+from tests.helpers import IMAGE_SIDE, SHARED_SUBSET, learnable_images, write_dataset
+
+MNIST_SUBSET_NEEDS = (
+    "a torchvision MNIST root: MNIST/raw/ holding the official IDX files cut to the first 15,604 "
+    "training images (and their labels) and all 10,000 test images, .gz or not"
+)
+"""What the tests on real digits need at :data:`tests.helpers.SHARED_SUBSET`."""
+
+
+def require_mnist(root: Path) -> Path:
+    """``root`` when it holds a dataset root; skip the test otherwise, saying what it needs."""
+    if not (root / "MNIST" / "raw").is_dir():
+        pytest.skip(f"needs real MNIST digits at {root}: {MNIST_SUBSET_NEEDS} (README, "
+                    "'Tests': how to make them from the full MNIST)")
+    return root
+
+
+@pytest.fixture
+def mnist_subset() -> Path:
+    """The real MNIST digits beside the project (:data:`tests.helpers.SHARED_SUBSET`); the test
+    skips, saying what it needs, where there are none."""
+    return require_mnist(SHARED_SUBSET)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import gzip
 import os
 import subprocess
 import sys
-import types
+import urllib.error
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from compare.data import (
     load_splits,
     read_idx,
 )
+from compare.data import download as downloading
 from compare.data import splits as split_loading
 from compare.data.files import SAMPLE, DataNotFoundError
 from tests import helpers
@@ -58,10 +59,12 @@ def block_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture
-def no_torchvision(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make `import torchvision` fail inside download()."""
-    monkeypatch.setitem(sys.modules, "torchvision", None)
-    monkeypatch.delitem(sys.modules, "torchvision.datasets", raising=False)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every download inside download() fail as on a machine without network."""
+    def urlopen(*_: object, **__: object) -> None:
+        raise urllib.error.URLError(OSError(-2, "Name or service not known"))
+
+    monkeypatch.setattr("urllib.request.urlopen", urlopen)
 
 
 # ---------------------------------------------------------------- read_idx
@@ -169,7 +172,7 @@ def test_unknown_dataset(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("dataset", DOWNLOADABLE)
-@pytest.mark.usefixtures("no_torchvision")
+@pytest.mark.usefixtures("no_network")
 def test_missing_files_download_fails(tmp_path: Path, dataset: str) -> None:
     with pytest.raises(DataError) as info:
         load_splits(tmp_path, dataset)
@@ -178,8 +181,8 @@ def test_missing_files_download_fails(tmp_path: Path, dataset: str) -> None:
     assert f"{tmp_path}/" in message
     assert all(name in message for name in FILES.values())
     assert ".gz" in message
-    assert "download failed: ModuleNotFoundError: " in message
-    assert "torchvision" in message
+    assert "download failed: DownloadError: " in message
+    assert "Name or service not known" in message
     assert ("apt-get install dataset-fashion-mnist" in message) == (dataset == "fashion-mnist")
 
 
@@ -192,39 +195,29 @@ def test_missing_files_without_download(tmp_path: Path, monkeypatch: pytest.Monk
         load_splits(tmp_path, download_missing=False)
 
 
-def fake_torchvision(monkeypatch: pytest.MonkeyPatch, *, writes: bool) -> list[tuple[str, bool]]:
-    """Install a stand-in torchvision whose dataset classes record calls (and write files)."""
-    calls: list[tuple[str, bool]] = []
+def fake_fetch(monkeypatch: pytest.MonkeyPatch, *, writes: bool) -> list[tuple[str, Path]]:
+    """Replace the mirrors' fetch by one that records its calls (and writes files)."""
+    calls: list[tuple[str, Path]] = []
 
-    def make_class(folder: str) -> type:
-        def init(_self: object, root: str, train: bool, download: bool) -> None:
-            assert download
-            calls.append((root, train))
-            if writes:
-                write_dataset(Path(root) / folder / "raw", gz=True)
+    def fetch(folder: str, raw: Path) -> None:
+        calls.append((folder, raw))
+        if writes:
+            write_dataset(raw, gz=True)
 
-        return type(folder, (), {"__init__": init})
-
-    datasets = types.ModuleType("torchvision.datasets")
-    for folder in DATASETS.values():
-        setattr(datasets, folder, make_class(folder))
-    package = types.ModuleType("torchvision")
-    package.datasets = datasets  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "torchvision", package)
-    monkeypatch.setitem(sys.modules, "torchvision.datasets", datasets)
+    monkeypatch.setattr(downloading, "fetch", fetch)
     return calls
 
 
 def test_download_then_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = fake_torchvision(monkeypatch, writes=True)
+    calls = fake_fetch(monkeypatch, writes=True)
     splits = load_splits(tmp_path, "fashion-mnist", val_size=4)
-    assert calls == [(str(tmp_path), True), (str(tmp_path), False)]
+    assert calls == [("FashionMNIST", tmp_path / "FashionMNIST" / "raw")]
     assert splits.source["train_images"].parent == tmp_path / "FashionMNIST" / "raw"
     assert splits.train_x.shape == (N_TRAIN - 4, SIDE * SIDE)
 
 
 def test_download_leaves_files_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_torchvision(monkeypatch, writes=False)
+    fake_fetch(monkeypatch, writes=False)
     with pytest.raises(DataError, match=r"not found.*download succeeded but"):
         load_splits(tmp_path)
 
@@ -396,7 +389,7 @@ def test_non_float_dtype_rejected(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- real data
 
 
-@pytest.mark.skipif(not SHARED_SUBSET.is_dir(), reason=f"{SHARED_SUBSET} not present")
+@pytest.mark.usefixtures("mnist_subset")
 def test_shared_mnist_subset() -> None:
     splits = load_splits(SHARED_SUBSET, "mnist", download_missing=False)
     assert splits.source["train_images"] == SHARED_SUBSET / "MNIST/raw/train-images-idx3-ubyte"

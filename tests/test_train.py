@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -180,7 +181,10 @@ def test_bad_training_arguments_exit_2(data_dir: Path, tmp_path: Path, args: lis
 
 def test_missing_data_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setitem(sys.modules, "torchvision", None)  # no download possible
+    def offline(*_: object, **__: object) -> None:
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)  # no download possible
     status, _, err = train(tmp_path / "empty", tmp_path / "runs", capsys=capsys)
     assert status == 2
     assert "train-images-idx3-ubyte" in err and str(tmp_path / "empty" / "MNIST" / "raw") in err
@@ -218,7 +222,7 @@ def test_torch_backend_trains_on_cuda_like_on_cpu(data_dir: Path, tmp_path: Path
         on_cpu[0]["final_train_loss"], rel=tolerance.TRAINING_LOCKSTEP_FLOAT64_MAX_REL)
 
 
-@pytest.mark.skipif(not SHARED_SUBSET.exists(), reason=f"{SHARED_SUBSET} is not on this machine")
+@pytest.mark.usefixtures("mnist_subset")
 def test_one_epoch_on_real_mnist_subset(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     status = cli.main(["train", "--backend", "both", "--data-dir", str(SHARED_SUBSET),
                        "--epochs", "1", "--batch-size", "32", "--optimizer", "adam",

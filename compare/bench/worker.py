@@ -6,10 +6,13 @@ Runs in a spawned process of its own, so the scratch worker never holds torch.
 
 from __future__ import annotations
 
+import multiprocessing
 import multiprocessing.connection
+import os
 import resource
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -187,8 +190,19 @@ def peak_rss_mib() -> float:
 def serve(name: str, config: BenchConfig, connection: multiprocessing.connection.Connection
           ) -> None:
     """The worker's main: answer ("epoch" | "accuracy", batch size) requests until None. Ctrl-C
-    is the parent's to handle: it ends the workers."""
+    is the parent's to handle: it ends the workers. A worker whose parent is gone (killed by any
+    signal) ends at once and quietly: there is no one left to answer."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    end_with_parent()
+    try:
+        answer(name, config, connection)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        return
+
+
+def answer(name: str, config: BenchConfig, connection: multiprocessing.connection.Connection
+           ) -> None:
+    """The requests, one by one; an error of the work is sent back as the last answer."""
     try:
         worker = Worker(name, config)
         connection.send(("ok", "torch" in sys.modules))
@@ -197,5 +211,21 @@ def serve(name: str, config: BenchConfig, connection: multiprocessing.connection
             result = worker.epoch(batch_size) if kind == "epoch" else worker.accuracy(batch_size)
             connection.send(("ok", result))
         connection.send(("ok", peak_rss_mib()))
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        raise
     except Exception as error:  # reported by the parent as one line, naming the backend
         connection.send(("error", f"{type(error).__name__}: {error}"))
+
+
+def end_with_parent() -> None:
+    """Exit this process, without a word, as soon as the parent process ends, even in the middle
+    of an epoch (a watcher thread waits on the parent's sentinel)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent watcher", daemon=True).start()

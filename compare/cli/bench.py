@@ -20,32 +20,47 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=flags.positive_float, default=0.1)
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     parser.add_argument("--timeout", type=flags.positive_float, default=600.0,
-                        help="seconds a worker may take to answer one request (%(default)s)")
+                        help="seconds a worker may take to answer one request (%(default)s; at "
+                             "least the 0.5 s between two looks at the workers)")
     parser.add_argument("--json", action="store_true", help='print {"rows": [...]}')
     parser.set_defaults(run=run)
 
 
+def check_flags(args: argparse.Namespace, poll_seconds: float) -> list[str]:
+    """The backends to bench, every flag checked."""
+    backends = args.backends.split(",")
+    if sorted(set(backends)) != sorted(backends) or not set(backends) <= {"scratch", "torch"}:
+        raise flags.UsageError(f"--backends {args.backends!r}: scratch, torch or both, joined by "
+                               "','")
+    repeated = sorted({size for size in args.batch_sizes if args.batch_sizes.count(size) > 1})
+    if repeated:
+        raise flags.UsageError(f"--batch-sizes {','.join(map(str, args.batch_sizes))}: "
+                               f"{', '.join(map(str, repeated))} given more than once; give each "
+                               "batch size once (--repeats sets how often each is timed)")
+    if args.timeout < poll_seconds:
+        raise flags.UsageError(f"--timeout {args.timeout:g}: the workers are looked at every "
+                               f"{poll_seconds:g} s; give at least {poll_seconds:g}")
+    return backends
+
+
 def run(args: argparse.Namespace) -> int:
-    from compare.bench.runner import BenchConfig, rows_json, run_bench, table
+    from compare.bench.runner import POLL_SECONDS, BenchConfig, rows_json, run_bench, table
     from compare.data import load_splits
     from compare.harness.arch import parse_dtype
     from compare.memory import check_fits
     from compare.training.backend import EVALUATION_ROWS
 
     arch = flags.classifier(args)
-    backends = args.backends.split(",")
-    if sorted(set(backends)) != sorted(backends) or not set(backends) <= {"scratch", "torch"}:
-        raise flags.UsageError(f"--backends {args.backends!r}: scratch, torch or both, joined by "
-                               "','")
+    backends = check_flags(args, POLL_SECONDS)
     device = flags.resolve_device(args.device) if "torch" in backends else "cpu"
-    check_fits(arch, itemsize=parse_dtype(args.dtype)().itemsize,
-               batch_size=max(args.batch_sizes), networks=2 * len(args.batch_sizes),
-               arrays_per_parameter=3, what="the bench's workers",
-               evaluation_rows=EVALUATION_ROWS,
-               batch_flag="--batch-sizes")
     # bad data fails here, once, before the workers; the bench trains on the whole training file
     splits = load_splits(Path(args.data_dir), args.dataset, val_size=0)
     flags.check_input_width(arch, splits.train_x.shape[1], args.dataset)
+    check_fits(arch, itemsize=parse_dtype(args.dtype)().itemsize,
+               batch_size=max(args.batch_sizes), networks=2 * len(args.batch_sizes),
+               arrays_per_parameter=3, what="the bench's workers",
+               evaluation_rows=EVALUATION_ROWS, batch_flag="--batch-sizes",
+               training_rows=len(splits.train_y))
     del splits
     config = BenchConfig(args.data_dir, args.dataset, arch, args.dtype, args.lr, args.seed,
                          device)

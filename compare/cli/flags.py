@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn, TextIO
@@ -74,19 +75,46 @@ MAX_RUN_NAME = 200
 
 
 def run_name(text: str) -> str:
-    """A folder name inside --logdir: no path separators, not '.' or '..', not too long."""
-    if not text or text in (".", "..") or "/" in text or "\\" in text or "\0" in text:
+    """A folder name inside --logdir: no path separators, not '.' or '..', no control
+    characters (a newline, a terminal escape), valid UTF-8, not too long."""
+    if not text or text in (".", "..") or "/" in text or "\\" in text:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a folder name inside --logdir (no '/', not '.' or '..')")
+    check_path("--run-name", text)
+    if not text.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: control characters (a newline, a terminal escape...) are not allowed")
     if len(text.encode()) > MAX_RUN_NAME:
         raise argparse.ArgumentTypeError(
             f"is {len(text.encode())} bytes long; at most {MAX_RUN_NAME}")
     return text
 
 
+def printable(text: str) -> str:
+    """``text`` with each control or unprintable character (a newline, a terminal escape, a
+    byte of a name that is not UTF-8) written as its backslash escape."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+                   for char in text)
+
+
+def check_path(flag: str, path: str) -> None:
+    """A path flag's value must be valid UTF-8: it is printed, and saved in JSON and logs."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        raise UsageError(f"{flag} {printable(path)}: the name is not valid UTF-8; rename the "
+                         "folder or choose another") from None
+
+
 def check_logdir(logdir: str) -> None:
-    if Path(logdir).exists() and not Path(logdir).is_dir():
-        raise UsageError(f"--logdir {logdir}: is a file, not a folder")
+    """``--logdir`` must be a folder, or not exist yet; and be valid UTF-8."""
+    check_path("--logdir", logdir)
+    path = Path(logdir)
+    if path.is_symlink() and not path.exists():
+        raise UsageError(f"--logdir {printable(logdir)}: is a symbolic link to "
+                         f"{printable(os.readlink(path))}, which does not exist")
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--logdir {printable(logdir)}: is a file, not a folder")
 
 
 def given(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:

@@ -72,7 +72,7 @@ def teach(lesson: Lesson, args: argparse.Namespace) -> int:
     from compare.harness.arch import parse_dtype
     from compare.lessons.base import LessonContext
     from compare.training.interrupt import StopRequest
-    from compare.training.run_dir import reserve_run_dir
+    from compare.training.run_dir import discard_run_dir, missing_folders, reserve_run_dir
 
     out = flags.output(args)
     splits, on = None, "its own small problem (the dataset flags do not apply)"
@@ -82,6 +82,7 @@ def teach(lesson: Lesson, args: argparse.Namespace) -> int:
                              download_missing=not args.no_download)
         check_enough(splits)
         on = f"{args.dataset} ({len(splits.train_y)} training images)"
+    made = missing_folders(Path(args.logdir))
     logdir = reserve_run_dir(Path(args.logdir), f"lesson-{lesson.name}")
     backends = ["scratch", "torch"] if args.backend == "both" else [args.backend]
     print(f"lesson {lesson.name} on {on}, {' and '.join(backends)}, {lesson.dtype}; logging "
@@ -94,5 +95,9 @@ def teach(lesson: Lesson, args: argparse.Namespace) -> int:
         except InterruptionError as stopped:
             raise InterruptionError(f"lesson {lesson.name}: {stopped}; no verdict, the runs so "
                                     f"far are in {logdir}") from None
+        except BaseException:  # a lesson that wrote no file leaves no folder
+            if not any(path.is_file() for path in logdir.rglob("*")):
+                discard_run_dir(logdir, made)
+            raise
     print(flags.strict_json(report.to_json()) if args.json else "\n" + report.table())
     return 0

@@ -4,9 +4,11 @@ a run with ``--resume``."""
 from __future__ import annotations
 
 import argparse
-import shutil
+import math
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from compare.cli import flags
 from compare.cli.flags import DEFAULT_DATA_DIR, UsageError
@@ -16,7 +18,7 @@ from compare.data.files import SAMPLE, SAMPLE_DIR, DataNotFoundError
 from compare.harness.arch import Architecture, parse_dtype
 from compare.training.config import SCHEDULES, TrainConfig
 from compare.training.optimizers import OPTIMIZER_NAMES, OptimizerSpec
-from compare.training.run_dir import reserve_run_dir, run_lock
+from compare.training.run_dir import discard_run_dir, missing_folders, reserve_run_dir, run_lock
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -73,6 +75,8 @@ def check_flags(args: argparse.Namespace) -> Architecture:
     if args.dataset == SAMPLE and args.data_dir is not None:
         raise UsageError(f"--dataset {SAMPLE} is bundled with the program: leave out --data-dir")
     flags.check_logdir(args.logdir)
+    if args.data_dir is not None:
+        flags.check_path("--data-dir", args.data_dir)
     return arch
 
 
@@ -80,11 +84,32 @@ def train_config(args: argparse.Namespace, arch: Architecture, device: str) -> T
     given = {} if args.momentum is None else {"momentum": args.momentum}
     optimizer = OptimizerSpec.create(args.optimizer, args.lr, nesterov=args.nesterov,
                                      weight_decay=args.weight_decay, **given)
+    check_weight_decay(optimizer, args.dtype)
     return TrainConfig(arch, optimizer, args.epochs, args.batch_size, args.seed, args.dtype,
                        device, args.schedule)
 
 
-def check_memory(config: TrainConfig, backends: list[str]) -> None:
+def check_weight_decay(optimizer: OptimizerSpec, dtype: str) -> None:
+    """Refuse a weight decay that makes training diverge by itself, whatever the data. With SGD
+    the decay alone multiplies the weights by ``1 - lr·wd`` each step (with momentum m the
+    weights grow once ``lr·wd >= 2(1 + m)``); Adam squares the decay term, which overflows the
+    dtype once ``wd`` reaches the square root of its largest number."""
+    decay = optimizer.settings["weight_decay"]
+    if optimizer.name == "adam":
+        limit = math.sqrt(float(np.finfo(parse_dtype(dtype)).max))
+        why = f"Adam squares the decay term, which overflows {dtype}"
+    else:
+        limit = 2 * (1 + optimizer.settings.get("momentum", 0.0)) / optimizer.lr
+        why = f"with --lr {optimizer.lr:g} the decay alone grows the weights without bound"
+    if decay >= limit:
+        raise UsageError(f"--weight-decay {decay:g}: training diverges whatever the data ({why});"
+                         f" choose a weight decay below {limit:.3g}")
+
+
+def check_memory(config: TrainConfig, backends: list[str],
+                 training_rows: int | None = None) -> None:
+    """Refuse a network and batch that would not fit in memory; a batch never holds more than
+    the ``training_rows`` there are, when given."""
     from compare.memory import check_fits
     from compare.training.backend import EVALUATION_ROWS
 
@@ -92,7 +117,7 @@ def check_memory(config: TrainConfig, backends: list[str]) -> None:
     check_fits(config.arch, itemsize=parse_dtype(config.dtype)().itemsize,
                batch_size=config.batch_size, networks=len(backends),
                arrays_per_parameter=3 + slots, what=f"training {' and '.join(backends)}",
-               evaluation_rows=EVALUATION_ROWS)
+               evaluation_rows=EVALUATION_ROWS, training_rows=training_rows)
 
 
 def load_data(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Splits, str]:
@@ -138,11 +163,12 @@ def run(args: argparse.Namespace) -> int:
     backends = ["scratch", "torch"] if args.backend == "both" else [args.backend]
     device = flags.resolve_device(args.device) if "torch" in backends else "cpu"
     config = train_config(args, arch, device)
-    check_memory(config, backends)
     out = flags.output(args)
     splits, dataset = load_data(args, lambda line: print(line, file=out))
+    check_memory(config, backends, len(splits.train_y))
     flags.check_input_width(arch, splits.train_x.shape[1], dataset)
     meta = run_meta(args, config, splits, dataset, backends)
+    made = missing_folders(Path(args.logdir))
     run_dir = reserve_run_dir(Path(args.logdir), args.run_name or (
         f"{dataset}-{arch.spec}-{arch.activation}-{args.optimizer}-lr{args.lr:g}"
         f"-bs{args.batch_size}-{args.dtype}-seed{args.seed}"))
@@ -154,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
             return train_run(args, config, splits, run_dir, meta, backends, {})
     except BaseException:
         if not any(run_dir.glob("*/checkpoint.*")):
-            shutil.rmtree(run_dir, ignore_errors=True)
+            discard_run_dir(run_dir, made)
         raise
 
 

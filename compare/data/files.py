@@ -1,13 +1,12 @@
 """Finding the four IDX files of a dataset, downloading them when asked, and the MNIST sample
 bundled with the package.
 
-Nothing here imports torch or torchvision at import time; :func:`download` imports
-torchvision lazily, only when files are missing and a download is wanted.
+Nothing here imports torch or torchvision; :func:`download` fetches the files from torchvision's
+mirrors itself (:mod:`compare.data.download`), bounded in time.
 """
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from compare.data.idx import DataError, one_line
@@ -94,27 +93,21 @@ def not_found_text(data_dir: Path, dataset: str) -> str:
 
 
 def download(data_dir: Path, dataset: str) -> None:
-    """Download ``dataset`` into ``data_dir/<torchvision folder>/raw/`` with torchvision.
+    """Download ``dataset`` into ``data_dir/<torchvision folder>/raw/`` from torchvision's
+    mirrors, bounded in time (see :mod:`compare.data.download`).
 
     Raises:
-        DataNotFoundError: any failure (torchvision missing, no network, ...); the message says
-            which files were looked for where, why the download failed, and how to supply the
-            files offline.
+        DataNotFoundError: any failure (no network, a silent mirror, the deadline, a bad
+            checksum); the message says which files were looked for where, why the download
+            failed, and how to supply the files offline. Nothing is left behind.
     """
+    from compare.data.download import fetch
+
     data_dir = Path(data_dir)
     folder = check_dataset(dataset)
-    raw = data_dir.absolute() / folder / "raw"
-    made = [path for path in (*reversed(raw.parents), raw) if not path.exists()]
     try:
-        import torchvision.datasets
-
-        dataset_class = getattr(torchvision.datasets, folder)
-        for train in (True, False):
-            dataset_class(root=str(data_dir), train=train, download=True)
+        fetch(folder, data_dir / folder / "raw")
     except Exception as exc:
-        for path in reversed(made):  # the folders the attempt made, where it left them empty
-            with contextlib.suppress(OSError):
-                path.rmdir()
         offline = (
             f"To provide the files offline, copy the four IDX files into "
             f"{data_dir / folder / 'raw'}/ or {data_dir}/"

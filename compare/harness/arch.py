@@ -30,8 +30,8 @@ class Architecture:
 
     @classmethod
     def parse(cls, arch: str, activation: str = "relu") -> Architecture:
-        parts = arch.split("-")
-        if len(parts) < 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        parts = arch.split("-")  # ASCII digits only: int() refuses '²', and reads '٣' as 3
+        if len(parts) < 2 or not all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
             raise ArchError(
                 f"--arch {arch!r}: expected positive widths joined by '-', input first and "
                 "classes last, e.g. 784-128-64-10"

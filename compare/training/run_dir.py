@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,23 @@ def reserve_run_dir(logdir: Path, name: str) -> Path:
             return candidate
         except FileExistsError:
             suffix += 1
+
+
+def missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first: the folders a
+    ``mkdir(parents=True)`` of it would make."""
+    return [folder for folder in (path, *path.absolute().parents) if not folder.exists()]
+
+
+def discard_run_dir(run_dir: Path, made: list[Path]) -> None:
+    """Remove ``run_dir`` with its contents, and those of the folders ``made`` for it (see
+    :func:`missing_folders`) that it leaves empty: a failed start leaves nothing behind."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 @contextmanager
