@@ -159,8 +159,6 @@ CASES = [
                  id="arch-wrong-input"),
     pytest.param(train_args("--arch", "64-10000000-10"), 2, "--arch 64-10000000-10",
                  id="arch-too-big-for-memory"),
-    pytest.param(train_args("--batch-size", "10000000000"), 2, "--batch-size",
-                 id="batch-too-big-for-memory"),
     pytest.param(lambda tmp, data: ["parity", "--batch-size", "1000000000"], 2, "--batch-size",
                  id="parity-batch-too-big"),
     pytest.param(train_args("--backend", "scratch", "--lockstep"), 2, "--lockstep",

@@ -140,14 +140,14 @@ def kill_randomly(args: list[str], rng: random.Random, longest: float) -> bool:
     """Run ``compare ARGS``, SIGKILLed after a random time under ``longest`` seconds; whether it
     finished first."""
     process = subprocess.Popen([sys.executable, "-m", "compare", *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        process.wait(timeout=rng.uniform(0, longest))
+        _, err = process.communicate(timeout=rng.uniform(0, longest))
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.communicate()
         return False
-    assert process.returncode == 0, f"exit {process.returncode}"
+    assert process.returncode == 0, f"exit {process.returncode}: {err}"
     return True
 
 

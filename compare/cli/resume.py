@@ -218,8 +218,8 @@ def continue_run(args: argparse.Namespace, given: list[str], run_dir: Path) -> i
            has_summary(saved[name].path.parent) for name in meta["backends"]):
         raise UsageError(f"--resume {run_dir}: the run has already trained its {config.epochs} "
                          "epochs; pass --epochs with more to continue it")
-    check_memory(config, meta["backends"])
     splits = load_run_data(next(iter(saved.values())).path, meta)
+    check_memory(config, meta["backends"], len(splits.train_y))
     restore_twins(saved, config, len(batch_bounds(len(splits.train_y), config.batch_size)))
     done_text = ", ".join(f"{name} after epoch {epoch}" for name, epoch in epochs_done.items())
     print(f"continuing {run_dir} ({done_text}) to epoch {config.epochs}",
