@@ -26,7 +26,7 @@ def test_bench_json_rows(data_dir: Path, capsys: pytest.CaptureFixture) -> None:
     for row in rows:
         assert row.keys() == ROW_KEYS
         assert row["ratio_to_floor"] == pytest.approx(row["epoch_seconds"] / row["floor_seconds"])
-        assert 0 < row["data_seconds"] < row["epoch_seconds"]
+        assert row["data_seconds"] > 0  # timed apart from the epoch: under load it may exceed it
         assert row["peak_rss_mib"] > 0 and 0 <= row["test_accuracy"] <= 1
         assert row["plain_loop_seconds"] > 0 and row["ratio_to_plain"] > 0
     assert captured.err.count("repeat") == 8, "2 repeats x 2 batch sizes x 2 backends, logged"

@@ -363,10 +363,9 @@ def test_a_dead_or_silent_bench_worker_ends_the_bench(data_dir: Path, how: int, 
                                                       expected: str) -> None:
     process = bench(data_dir, "--timeout", timeout)
     workers = workers_of(process)
-    started = time.monotonic()
     os.kill(workers[0], how)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 1 and time.monotonic() - started < 30
+    assert process.returncode == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0] and "batch 32" in lines[0], err
     assert lines[0].split(":")[1].strip().split()[0] in ("scratch", "torch"), err

@@ -22,10 +22,10 @@ IMAGES = {"Neurons/first_layer", "Answers/probabilities", "Mistakes/confusion_ma
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Five epochs of both twins on the bundled MNIST sample (28x28 digits)."""
+    """Five epochs of both twins on the bundled MNIST sample (28x28 digits), float64."""
     logdir = tmp_path_factory.mktemp("runs")
-    assert cli.main(["train", "--dataset", "mnist-sample", "--epochs", "5", "--logdir",
-                     str(logdir), "--run-name", "run", "--json"]) == 0
+    assert cli.main(["train", "--dataset", "mnist-sample", "--epochs", "5", "--dtype", "float64",
+                     "--logdir", str(logdir), "--run-name", "run", "--json"]) == 0
     return logdir / "run"
 
 
@@ -49,15 +49,16 @@ def test_every_insight_tag_is_written_and_read_back(sample_run: Path, twin: str)
 
 
 def test_the_twins_draw_the_same_neurons(sample_run: Path) -> None:
-    """Byte-identical PNGs at epoch 0 (the same weights); after five epochs float32 rounding
-    has moved the twins apart by a shade or two of the 255, too little to see."""
+    """Byte-identical PNGs at epoch 0 (the same weights); after five float64 epochs the twins'
+    weights are within 1e-9 relative of each other, so a tile's palette index can differ by
+    one, where rounding to the 255 shades falls on a boundary, and never more."""
     drawn = [events(sample_run / twin).Images("Neurons/first_layer") for twin in
              ("scratch", "torch")]
     assert drawn[0][0].encoded_image_string == drawn[1][0].encoded_image_string
     difference = np.abs(pixels(drawn[0][-1]) - pixels(drawn[1][-1]))
-    assert difference.mean() < 1 and np.percentile(difference, 99.9) <= 10, (
-        f"after training the images differ by {difference.mean():.2f} shades on average, "
-        f"{np.percentile(difference, 99.9)} at the 99.9th percentile")
+    assert difference.max() <= 1, (
+        f"after training the images differ by up to {difference.max()} shades "
+        f"({difference.mean():.2f} on average)")
 
 
 def test_no_insight_logs_only_the_epoch_curves(data_dir: Path, tmp_path: Path,

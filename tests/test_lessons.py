@@ -4,6 +4,7 @@ each verdict turns when the configuration that should fail is swapped for one th
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from compare.errors import CheckError
 from compare.harness import tolerance
 from compare.lessons import LESSONS
 from compare.lessons.base import DOES_NOT_HOLD, HOLDS, Lesson, LessonContext
+from compare.lessons.hyperparameters import SECONDS, BatchSize
+from compare.training import loop
 from compare.training.interrupt import StopRequest
 
 SWAPPED = {  # the configuration that should succeed, in place of the one that should fail
@@ -48,11 +51,13 @@ def test_the_claim_holds_and_the_twins_agree(name: str, tmp_path: Path,
                                             capsys: pytest.CaptureFixture) -> None:
     report = run_lesson(name, tmp_path, capsys)
     assert report["verdict"] == HOLDS, report["reason"]
-    limit = (tolerance.TRAINING_LOCKSTEP_FLOAT64_MAX_REL if report["dtype"] == "float64" else
-             tolerance.LESSON_FLOAT32_MAX_REL)
+    # A float32 run of many steps parts the twins by an amount set by the CPU's BLAS kernels
+    # (1e-6 on one, 2e-3 on another): no fixed limit holds everywhere, so lessons run float64.
+    assert report["dtype"] == "float64", f"{name} trains {report['dtype']}"
+    limit = tolerance.TRAINING_LOCKSTEP_FLOAT64_MAX_REL
     assert report["twin_max_rel_difference"] <= limit, (
         f"{name}: the twins' figures differ by {report['twin_max_rel_difference']:.2e} relative,"
-        f" over the {report['dtype']} limit {limit:g}")
+        f" over the float64 limit {limit:g} (max|a-b|/max|b|, any number of steps)")
     if name == "linear-collapse":
         (row,) = [r for r in report["figures"] if r["figure"].startswith("stack vs its")]
         assert max(row["values"].values()) <= tolerance.FLOAT64_MAX_REL, (
@@ -102,3 +107,49 @@ def test_a_lesson_whose_run_diverges_stops_without_a_verdict(tmp_path: Path,
                                                                          match=expected):
         lesson.run(LessonContext("width", ["scratch"], sample_splits["float64"], SAMPLE,
                                  tmp_path, 0, stop, log=lambda line: None))
+
+
+class SlowingClock:
+    """A stand-in for the ``time`` module whose every reading is twice the last: each epoch
+    seems to take longer than all before it, so the largest batch, trained last, looks the
+    slowest, as on a machine that got busy mid-lesson."""
+
+    def __init__(self) -> None:
+        self.readings = (2.0 ** n for n in itertools.count())
+
+    def perf_counter(self) -> float:
+        return next(self.readings)
+
+
+def test_the_batch_size_verdict_does_not_read_the_clock(
+        tmp_path: Path, sample_splits: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loop, "time", SlowingClock())
+    lesson = LESSONS["batch-size"]
+    with StopRequest() as stop:
+        report = lesson.run(LessonContext("batch-size", ["scratch"], sample_splits[lesson.dtype],
+                                          SAMPLE, tmp_path, 0, stop, log=lambda line: None))
+    seconds = [row.values["scratch"] for row in report.rows if row.figure == SECONDS]
+    assert seconds == sorted(seconds) and seconds[-1] > 1e3 * seconds[0], (
+        f"the clock did not slow the epochs down: {seconds}")
+    assert report.verdict == HOLDS, report.reason
+
+
+def figures(noise: dict[str, list[float]]) -> dict[int, dict[str, dict[str, float]]]:
+    """Batch-size figures for batches 16, 128 and 1024: per twin, its loss noise at each."""
+    lesson = BatchSize()
+    return {batch: {twin: {"updates per epoch": 10_000 // batch,
+                           "step-to-step loss noise": values[i],
+                           lesson.accuracy: 0.95 - 0.05 * i, SECONDS: 1.0}
+                    for twin, values in noise.items()}
+            for i, batch in enumerate(lesson.batch_sizes)}
+
+
+def test_the_batch_size_reason_describes_the_twin_that_failed() -> None:
+    holds, reason = BatchSize().verdict(figures({"scratch": [0.2, 0.1, 0.02],
+                                                 "torch": [0.2, 0.3, 0.02]}))
+    assert not holds and reason.startswith("(torch) batch 16:"), reason
+    assert reason.endswith("torch: step-to-step loss noise does not fall at every larger "
+                           "batch"), reason
+    holds, reason = BatchSize().verdict(figures({"scratch": [0.2, 0.1, 0.02],
+                                                 "torch": [0.2, 0.1, 0.02]}))
+    assert holds and reason.startswith("(scratch) batch 16:"), reason

@@ -15,10 +15,9 @@ FINITE_DIFFERENCE_MAX_REL = 1e-7
 # Weights after many optimizer steps: rounding differences compound, step after step.
 OPTIMIZER_LOCKSTEP_FLOAT64_MAX_REL = 1e-10  # 100 steps on random batches (tests)
 TRAINING_LOCKSTEP_FLOAT64_MAX_REL = 1e-9  # any number of steps of `train --lockstep`
-# float32 twins trained apart: rounding sends them on slightly different paths.
-TRAINED_FLOAT32_ACCURACY_ABS = 0.03
-# A lesson's figures (losses, accuracies, noise) from float32 twins trained for a few epochs.
-LESSON_FLOAT32_MAX_REL = 1e-3
+# No limit for float32 twins trained apart for many steps: rounding sends them on paths that
+# part by an amount the CPU's BLAS kernels set (a limit tuned on one CPU fails on another), so
+# such runs are compared in float64, to TRAINING_LOCKSTEP_FLOAT64_MAX_REL.
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from compare.lessons.base import (
 )
 
 HIDDEN = (128, 64)  # the default network, 784-128-64-10 ReLU
+SECONDS = "seconds per epoch"  # shown, never judged: it measures the machine's load
 
 
 def final_loss(outcome: Outcome) -> float:
@@ -70,15 +71,18 @@ def step_noise(outcome: Outcome) -> float:
 
 @dataclass(frozen=True)
 class BatchSize(Lesson):
+    """The verdict reads only what the runs compute (updates, step-to-step noise, accuracy);
+    the seconds per epoch are shown, never judged: they measure how busy the machine is."""
+
     name = "batch-size"
-    claim = ("larger batches are steadier and faster per epoch; smaller ones take more updates "
-             "per epoch")
+    claim = ("larger batches take fewer, steadier updates per epoch; smaller ones take more "
+             "updates and learn at least as much in the same epochs")
     batch_sizes: tuple[int, ...] = (16, 128, 1024)  # smallest first
     epochs: int = 3
     lr: float = 0.1
-    speedup: float = 1.5  # the largest batch's epoch must be at least this much faster
-    dtype = "float32"
-    look_at = "SCALARS Loss/train_step (the noise), Time/epoch_seconds, Accuracy/val"
+    # float64: the figures of a many-step float32 run depend on the CPU's BLAS kernels.
+    dtype = "float64"
+    look_at = "SCALARS Loss/train_step (the noise), Accuracy/val, Time/epoch_seconds"
 
     def run(self, context: LessonContext) -> LessonReport:
         figures, rows = {}, []
@@ -88,37 +92,47 @@ class BatchSize(Lesson):
                 context, HIDDEN, "relu", epochs=self.epochs, lr=self.lr, dtype=self.dtype,
                 batch_size=batch_size))
             figures[batch_size] = {t: {
-                "seconds per epoch": statistics.median(r.seconds for r in o.history),
                 "updates per epoch": len(o.history[-1].step_losses),
                 "step-to-step loss noise": step_noise(o),
-                f"val accuracy after {self.epochs} epochs": o.history[-1].validation.accuracy,
+                self.accuracy: o.history[-1].validation.accuracy,
+                SECONDS: statistics.median(r.seconds for r in o.history),
             } for t, o in outcomes.items()}
             rows += [Row(name, label, {t: f[name] for t, f in figures[batch_size].items()},
-                         math=name != "seconds per epoch")
+                         math=name != SECONDS)
                      for name in next(iter(figures[batch_size].values()))]
         return self.report(context, rows, *self.verdict(figures))
 
-    def verdict(self, figures: dict[int, dict[str, dict]]) -> tuple[bool, str]:
-        """Each larger batch: fewer updates and less step-to-step noise; the largest's epoch at
-        least ``speedup`` times faster than the smallest's; and the smallest, with its many
-        more updates, at least as accurate after the same epochs."""
-        accuracy = f"val accuracy after {self.epochs} epochs"
+    @property
+    def accuracy(self) -> str:
+        return f"val accuracy after {self.epochs} epochs"
+
+    def failures(self, per_batch: list[dict[str, float]]) -> list[str]:
+        """What one twin's figures (one dict per batch size, smallest first) break of the
+        claim; empty when it holds. Seconds are never read."""
+        pairs = list(itertools.pairwise(per_batch))
+        failed = [f"{what} does not fall at every larger batch" for what in
+                  ("updates per epoch", "step-to-step loss noise")
+                  if not all(a[what] > b[what] for a, b in pairs)]
+        if per_batch[0][self.accuracy] < per_batch[-1][self.accuracy]:
+            failed.append("the smallest batch is less accurate than the largest")
+        return failed
+
+    def verdict(self, figures: dict[int, dict[str, dict[str, float]]]) -> tuple[bool, str]:
+        """Each twin: at every larger batch fewer updates and less step-to-step noise, and the
+        smallest batch, with its many more updates, at least as accurate as the largest after
+        the same epochs. The reason describes the first twin that fails (else the first)."""
         small, large = self.batch_sizes[0], self.batch_sizes[-1]
-        holds = True
-        for twin in figures[small]:
-            f = [figures[b][twin] for b in self.batch_sizes]
-            holds &= all(a["step-to-step loss noise"] > b["step-to-step loss noise"] and
-                         a["updates per epoch"] > b["updates per epoch"]
-                         for a, b in itertools.pairwise(f))
-            holds &= f[0]["seconds per epoch"] >= self.speedup * f[-1]["seconds per epoch"]
-            holds &= f[0][accuracy] >= f[-1][accuracy]
-        twin = next(iter(figures[small]))
+        failed = {t: self.failures([figures[b][t] for b in self.batch_sizes])
+                  for t in figures[small]}
+        twin = next((t for t, f in failed.items() if f), next(iter(failed)))
         a, b = figures[small][twin], figures[large][twin]
-        reason = (f"({twin}) batch {small}: {a['updates per epoch']} updates and "
-                  f"{a['seconds per epoch']:.2f} s an epoch, loss noise "
-                  f"{a['step-to-step loss noise']:.3f}, val accuracy {a[accuracy]:.3f}; batch "
-                  f"{large}: {b['updates per epoch']} updates, {b['seconds per epoch']:.2f} s, "
-                  f"noise {b['step-to-step loss noise']:.3f}, accuracy {b[accuracy]:.3f} (the "
-                  f"claim needs fewer updates and less noise at every larger batch, the largest "
-                  f"{self.speedup:g}x faster, and the smallest at least as accurate)")
-        return holds, reason
+        reason = (f"({twin}) batch {small}: {a['updates per epoch']} updates an epoch, loss "
+                  f"noise {a['step-to-step loss noise']:.3f}, val accuracy "
+                  f"{a[self.accuracy]:.3f}; batch {large}: {b['updates per epoch']} updates, "
+                  f"noise {b['step-to-step loss noise']:.3f}, accuracy "
+                  f"{b[self.accuracy]:.3f} (the claim needs fewer updates and less noise at "
+                  f"every larger batch and the smallest at least as accurate; seconds per "
+                  f"epoch, {a[SECONDS]:.2f} and {b[SECONDS]:.2f}, are not judged)")
+        if failed[twin]:
+            reason += f"; {twin}: " + "; ".join(failed[twin])
+        return not any(failed.values()), reason
