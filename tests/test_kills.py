@@ -20,6 +20,7 @@ import pytest
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from compare import cli
+from compare.training.run_log import has_summary
 from tests.helpers import ARCH
 from tests.test_resume import assert_same_run
 
@@ -136,13 +137,14 @@ def test_a_lockstep_run_killed_between_its_twins_saves_continues_together(
     assert_whole(tmp_path / "run", straight["lockstep"], ("scratch", "torch"))
 
 
-def kill_randomly(args: list[str], rng: random.Random, longest: float) -> bool:
-    """Run ``compare ARGS``, SIGKILLed after a random time under ``longest`` seconds; whether it
-    finished first."""
+def kill_randomly(args: list[str], rng: random.Random, longest: float | None) -> bool:
+    """Run ``compare ARGS``, SIGKILLed after a random time under ``longest`` seconds (never when
+    None); whether it finished first."""
     process = subprocess.Popen([sys.executable, "-m", "compare", *args],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        _, err = process.communicate(timeout=rng.uniform(0, longest))
+        _, err = process.communicate(timeout=None if longest is None else
+                                     rng.uniform(0, longest))
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGKILL)
         process.communicate()
@@ -157,12 +159,13 @@ def test_random_kills_during_training_and_resumes(data_dir: Path, tmp_path: Path
                                                    straight: dict[str, Path]) -> None:
     """Each round: a fresh ``train --backend both`` killed at a random moment, then resumes,
     each killed at a random moment too, until one finishes. A kill before the first checkpoint
-    leaves no resumable run (nothing was promised yet): that round starts again."""
+    leaves no resumable run (nothing was promised yet): that round starts again; one after the
+    last summary leaves a finished run."""
     rng = random.Random(0)
     started = time.perf_counter()
-    assert kill_randomly(train_args(data_dir, tmp_path / "timing", "--epochs", "3"), rng, 1e9)
+    assert kill_randomly(train_args(data_dir, tmp_path / "timing", "--epochs", "3"), rng, None)
     longest = time.perf_counter() - started
-    kills = rounds = 0
+    kills = rounds = unborn = 0
     while kills < int(os.environ["MLP_TWINS_RANDOM_KILLS"]):
         logdir = tmp_path / f"round-{rounds}"
         rounds += 1
@@ -170,7 +173,10 @@ def test_random_kills_during_training_and_resumes(data_dir: Path, tmp_path: Path
             continue
         kills += 1
         if not list((logdir / "run").glob("*/checkpoint.*")):
+            unborn += 1
             continue
-        while not kill_randomly(["train", "--resume", str(logdir / "run")], rng, longest):
-            kills += 1
+        while not all(has_summary(logdir / "run" / twin) for twin in ("scratch", "torch")):
+            kills += not kill_randomly(["train", "--resume", str(logdir / "run")], rng, longest)
         assert_whole(logdir / "run", straight["both-3"], ("scratch", "torch"))
+    print(f"{kills} kills in {rounds} rounds ({unborn} before the first checkpoint); a run "
+          f"takes {longest:.1f} s")
