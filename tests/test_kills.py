@@ -138,10 +138,12 @@ def test_a_lockstep_run_killed_between_its_twins_saves_continues_together(
 
 
 def kill_randomly(args: list[str], rng: random.Random, longest: float | None) -> bool:
-    """Run ``compare ARGS``, SIGKILLed after a random time under ``longest`` seconds (never when
-    None); whether it finished first."""
-    process = subprocess.Popen([sys.executable, "-m", "compare", *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    """Run ``compare ARGS`` and, once it has started working (its first line of output, after
+    the imports), SIGKILL it after a random time under ``longest`` seconds (never when None);
+    whether it finished first."""
+    process = subprocess.Popen([sys.executable, "-m", "compare", *args], text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.readline()
     try:
         _, err = process.communicate(timeout=None if longest is None else
                                      rng.uniform(0, longest))
@@ -153,30 +155,34 @@ def kill_randomly(args: list[str], rng: random.Random, longest: float | None) ->
     return True
 
 
+def finished(run: Path) -> bool:
+    return all(has_summary(run / twin) for twin in ("scratch", "torch"))
+
+
 @pytest.mark.skipif(not os.environ.get("MLP_TWINS_RANDOM_KILLS"),
                     reason="a soak of a few minutes: set MLP_TWINS_RANDOM_KILLS=20 to run it")
-def test_random_kills_during_training_and_resumes(data_dir: Path, tmp_path: Path,
-                                                   straight: dict[str, Path]) -> None:
-    """Each round: a fresh ``train --backend both`` killed at a random moment, then resumes,
-    each killed at a random moment too, until one finishes. A kill before the first checkpoint
-    leaves no resumable run (nothing was promised yet): that round starts again; one after the
-    last summary leaves a finished run."""
-    rng = random.Random(0)
+def test_random_kills_during_training_and_resumes(data_dir: Path, tmp_path: Path) -> None:
+    """N kills of fresh ``train --backend both`` runs and N of their resumes, each at a random
+    moment of its work, every killed run resumed until it finishes. A run killed before its
+    first checkpoint was never resumable (nothing was promised yet): it is started again."""
+    flags = ("--epochs", "3", "--batch-size", "4")  # long enough that training dominates
+    assert cli.main(train_args(data_dir, tmp_path / "straight", *flags)) == 0
+    rng, wanted = random.Random(0), int(os.environ["MLP_TWINS_RANDOM_KILLS"])
     started = time.perf_counter()
-    assert kill_randomly(train_args(data_dir, tmp_path / "timing", "--epochs", "3"), rng, None)
+    assert kill_randomly(train_args(data_dir, tmp_path / "timing", *flags), rng, None)
     longest = time.perf_counter() - started
-    kills = rounds = unborn = 0
-    while kills < int(os.environ["MLP_TWINS_RANDOM_KILLS"]):
+    fresh = resumed = unborn = rounds = 0
+    while fresh < wanted or resumed < wanted:
         logdir = tmp_path / f"round-{rounds}"
         rounds += 1
-        if kill_randomly(train_args(data_dir, logdir, "--epochs", "3"), rng, longest):
+        if kill_randomly(train_args(data_dir, logdir, *flags), rng, longest):
             continue
-        kills += 1
+        fresh += 1
         if not list((logdir / "run").glob("*/checkpoint.*")):
             unborn += 1
             continue
-        while not all(has_summary(logdir / "run" / twin) for twin in ("scratch", "torch")):
-            kills += not kill_randomly(["train", "--resume", str(logdir / "run")], rng, longest)
-        assert_whole(logdir / "run", straight["both-3"], ("scratch", "torch"))
-    print(f"{kills} kills in {rounds} rounds ({unborn} before the first checkpoint); a run "
-          f"takes {longest:.1f} s")
+        while not finished(logdir / "run"):
+            resumed += not kill_randomly(["train", "--resume", str(logdir / "run")], rng, longest)
+        assert_whole(logdir / "run", tmp_path / "straight" / "run", ("scratch", "torch"))
+    print(f"{fresh} kills of fresh runs ({unborn} before the first checkpoint) and {resumed} of "
+          f"resumes, {rounds} runs; a run trains for {longest:.1f} s")
