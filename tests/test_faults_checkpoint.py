@@ -98,6 +98,18 @@ TORCH_EDITS = [
     pytest.param("adam", amsgrad, "max_exp_avg_sq", id="adam-amsgrad"),
     pytest.param("adam", lambda s: s["optimizer"]["state"].pop(3),
                  "it has state for parameters [0, 1, 2]", id="a-parameter-without-state"),
+    pytest.param("adam", lambda s: first_state(s)["exp_avg"].requires_grad_(),
+                 "exp_avg of parameter 0 is a torch.float32 tensor that is not plain data",
+                 id="exp-avg-requiring-a-gradient"),
+    pytest.param("adam", lambda s: first_state(s).update(
+        exp_avg=first_state(s)["exp_avg"].bfloat16()),
+                 "exp_avg of parameter 0 is a torch.bfloat16 tensor", id="bfloat16-exp-avg"),
+    pytest.param("adam", lambda s: first_state(s).update(
+        step=first_state(s)["step"].bfloat16()), "step of parameter 0", id="bfloat16-step"),
+    pytest.param("adam", lambda s: first_state(s)["exp_avg_sq"].fill_(-1.0),
+                 "exp_avg_sq of parameter 0 holds negative values", id="negative-exp-avg-sq"),
+    pytest.param("adam", lambda s: s.update(optimizer=["not", "a", "state"]),
+                 "it holds no per-parameter state", id="optimizer-a-list"),
 ]
 
 
@@ -147,6 +159,20 @@ SCRATCH_EDITS = [
                  id="weight-decay-inf"),
     pytest.param(lambda a: a.update({"progress/grad_norms": np.zeros(5)}),
                  "the position", id="progress-grad-norms-not-a-table"),
+    pytest.param(lambda a: [set_meta("position.step", 1)(a), a.update(
+        {"progress/losses": np.zeros(1), "progress/grad_norms": np.zeros((1, 3))})],
+                 "the position", id="progress-grad-norms-of-3-layers-in-a-2-layer-network"),
+    pytest.param(set_meta("position.shuffle_state", None), "the position",
+                 id="no-shuffle-state-after-an-epoch"),
+    pytest.param(set_meta("config.activation", "tanh"), "the settings",
+                 id="config-activation-not-the-networks"),
+    pytest.param(set_meta("format", 3), "meta 'format' 3", id="format-from-elsewhere"),
+    pytest.param(set_meta("train_loss", -5.0), "the position", id="negative-train-loss"),
+    pytest.param(set_meta("position.seconds", 1e308), "the position", id="seconds-1e308"),
+    pytest.param(set_meta("config.optimizer.settings.weight_decay", 1e30), "the settings",
+                 id="weight-decay-train-refuses"),
+    pytest.param(lambda a: a["optimizer/0/exp_avg_sq"].fill(-1.0), "holds negative values",
+                 id="scratch-negative-exp-avg-sq"),
 ]
 
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,6 +165,40 @@ def test_download_from_a_mirror_checks_and_moves_the_files(
         SAMPLE_DIR / "t10k-labels-idx1-ubyte.gz").read_bytes()
 
 
+class EndlessFile(http.server.BaseHTTPRequestHandler):
+    """Answers every request with bytes that never end (no Content-Length)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(bytes(1 << 16))
+        except OSError:
+            return
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("limit", ["size", "deadline"])
+def test_download_stops_reading_past_its_size_or_deadline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
+    """Before: a mirror that streams without end kept the download thread writing (into a
+    deleted file) long after the fallback, past the deadline too."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), EndlessFile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(downloading, "MAX_BYTES", 1 << 20 if limit == "size" else 1 << 40)
+    deadline = time.monotonic() + (3600 if limit == "size" else 0.5)
+    try:
+        with pytest.raises(downloading.DownloadError,
+                           match="more than 1 MiB" if limit == "size" else "not complete"):
+            downloading.fetch_one(f"http://127.0.0.1:{server.server_port}/f", tmp_path / "f",
+                                  "0" * 32, deadline)
+    finally:
+        server.shutdown()
+
+
 # ---------------------------------------------------------------- item 7: bench parent killed
 
 PARENT = """
@@ -295,7 +330,8 @@ def test_error_lines_escape_control_characters_of_user_input(
     logdir.write_text("")
     status, _, err = train(data_dir, logdir, capsys=capsys)
     assert status == 2
-    assert "a\\nb\\x1b[2J: is a file" in one_error_line(err)
+    assert "a\\nb\\x1b[2J: the name holds control characters" in one_error_line(err)
+    assert logdir.is_file(), "nothing made in its place"
 
 
 def test_dangling_symlink_logdir_is_named(data_dir: Path, tmp_path: Path,
@@ -327,6 +363,18 @@ def test_closed_stdout_does_not_stop_training(data_dir: Path, tmp_path: Path) ->
     for backend in ("scratch", "torch"):
         assert list((tmp_path / "run" / backend).glob("checkpoint.*"))
         assert list((tmp_path / "run" / backend).glob("events.out.tfevents.*"))
+
+
+def test_stdout_closed_from_the_start_does_not_stop_training(data_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """``compare train ... >&-``: no stdout at all (Python's ``sys.stdout`` is None)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "compare", "train", "--backend", "scratch", "--data-dir",
+         str(data_dir), "--arch", ARCH, "--epochs", "2", "--logdir", str(tmp_path),
+         "--run-name", "run"], env=ENV, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: os.close(1))
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "run" / "scratch").glob("*.summary")), "the run did not finish"
 
 
 @pytest.mark.parametrize(("args", "flag"), [

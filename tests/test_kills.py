@@ -137,6 +137,27 @@ def test_a_lockstep_run_killed_between_its_twins_saves_continues_together(
     assert_whole(tmp_path / "run", straight["lockstep"], ("scratch", "torch"))
 
 
+def test_a_lockstep_run_killed_twice_between_its_twins_saves_continues_together(
+        data_dir: Path, tmp_path: Path, straight: dict[str, Path]) -> None:
+    """Killed before torch's epoch-1 save, then its resume killed at the same point: scratch
+    went back to epoch 0 for the first resume, so the second finds the same state again."""
+    killed(RUN_LOG, "RunLog.save", 4,
+           train_args(data_dir, tmp_path, "--lockstep", "--dtype", "float64", "--epochs", "2"))
+    killed(RUN_LOG, "RunLog.save", 2, ["train", "--resume", str(tmp_path / "run")])
+    assert resume(tmp_path / "run") == 0
+    assert_whole(tmp_path / "run", straight["lockstep"], ("scratch", "torch"))
+
+
+def test_a_twin_killed_in_its_first_checkpoint_write_leaves_no_temporary_file(
+        data_dir: Path, tmp_path: Path, straight: dict[str, Path]) -> None:
+    """Renames 1-3 are scratch's checkpoints, 4 its summary, 5 torch's first checkpoint: torch
+    has no checkpoint, only its temporary file, and starts again on resume."""
+    killed("os", "replace", 5, train_args(data_dir, tmp_path, "--epochs", "2"))
+    assert list((tmp_path / "run" / "torch").glob(".checkpoint.pt.*.tmp")), "no temporary file"
+    assert resume(tmp_path / "run") == 0
+    assert_whole(tmp_path / "run", straight["both"], ("scratch", "torch"))
+
+
 def kill_randomly(args: list[str], rng: random.Random, longest: float | None) -> bool:
     """Run ``compare ARGS`` and, once it has started working (its first line of output, after
     the imports), SIGKILL it after a random time under ``longest`` seconds (never when None);

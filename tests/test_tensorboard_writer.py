@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from compare.training.tensorboard_writer import SummaryWriter
+from compare.training.tensorboard_writer import SummaryWriter, _histogram_proto
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -182,3 +182,10 @@ def test_does_not_import_torch_or_tensorflow() -> None:
         "torch": False,
         "tensorflow": False,
     }
+
+
+def test_a_histogram_of_equal_huge_values_has_one_bucket() -> None:
+    """numpy cannot make 64 finite bins of 3e38 ± 0.5 (the half is lost to rounding): before,
+    a resumed run with such a (finite) bias crashed after its epoch had trained."""
+    proto = _histogram_proto(np.full(5, 3e38, np.float32), bins=64)
+    assert list(proto.bucket) == [5.0] and proto.min == proto.max == float(np.float32(3e38))

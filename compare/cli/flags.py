@@ -98,12 +98,16 @@ def printable(text: str) -> str:
 
 
 def check_path(flag: str, path: str) -> None:
-    """A path flag's value must be valid UTF-8: it is printed, and saved in JSON and logs."""
+    """A path flag's value must be valid UTF-8 and hold no control characters: it is printed
+    (a terminal escape would act on the terminal), and saved in JSON and logs."""
     try:
         path.encode()
     except UnicodeEncodeError:
         raise UsageError(f"{flag} {printable(path)}: the name is not valid UTF-8; rename the "
                          "folder or choose another") from None
+    if not path.isprintable():
+        raise UsageError(f"{flag} {printable(path)}: the name holds control characters (a "
+                         "newline, a terminal escape...); rename the folder or choose another")
 
 
 def check_logdir(logdir: str) -> None:

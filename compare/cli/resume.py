@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ RUN_KEYS = {"config": dict, "backends": list, "lockstep": bool, "insight": bool,
             "position": dict}
 POSITION_KEYS = {"epoch", "step", "shuffle_state", "seconds"}
 DEVICES = ("cpu", "cuda")
+MAX_SECONDS = 1e9
+"""More seconds than any run takes (31 years): a larger figure was not measured."""
 RUN_META_KEYS = ("arch", "activation", "dtype", "dataset", "data_dir", "val_size", "seed", "mean",
                  "std", "sizes", "backends", "lockstep", "insight")
 
@@ -77,8 +80,9 @@ def at(found: Checkpoint) -> tuple[int, int]:
 
 def lockstep_twins(run_dir: Path, saved: dict[str, Checkpoint]) -> dict[str, Checkpoint]:
     """The twins of a --lockstep run at one position. A run killed between the twins' saves
-    has one twin an epoch ahead: that twin continues from its ``checkpoint-previous``, the same
-    position as the other's; killed before the second twin's first save, that twin starts."""
+    has one twin an epoch ahead: that twin's ``checkpoint-previous``, the other's position,
+    becomes its checkpoint again (so a second kill there leaves the same state); killed before
+    the second twin's first save, that twin starts."""
     if len(saved) == 1 and at(next(iter(saved.values()))) == (0, 0):
         return saved
     if len(saved) == len(BACKEND_NAMES) and len({at(found) for found in saved.values()}) == 1:
@@ -91,7 +95,9 @@ def lockstep_twins(run_dir: Path, saved: dict[str, Checkpoint]) -> dict[str, Che
             earlier = read_resumable(previous)
             if at(earlier) == at(saved[lagging]) and run_identity(earlier.meta) == run_identity(
                     saved[lagging].meta):
-                return saved | {leading: earlier}
+                # the leading twin goes back: the checkpoint ahead is made again, bit for bit
+                os.replace(previous, saved[leading].path)
+                return saved | {leading: read_resumable(saved[leading].path)}
     where = ", ".join(f"{name} at epoch {at(found)[0]} step {at(found)[1]}"
                       for name, found in saved.items())
     raise CheckpointError(f"{run_dir}: a --lockstep run whose twins' checkpoints are at "
@@ -109,6 +115,22 @@ def is_amount(value: object) -> bool:
             math.isfinite(value) and value >= 0)
 
 
+def is_duration(value: object) -> bool:
+    """Seconds a run can have taken: a finite amount under :data:`MAX_SECONDS`."""
+    return is_amount(value) and value < MAX_SECONDS
+
+
+def diverges_by_itself(config: TrainConfig) -> bool:
+    """Whether the weight decay is one ``train`` refuses: it diverges whatever the data."""
+    from compare.cli.train import check_weight_decay
+
+    try:
+        check_weight_decay(config.optimizer, config.dtype)
+    except UsageError:
+        return True
+    return False
+
+
 def settings_are_valid(config: TrainConfig, meta: dict) -> bool:
     """The run's settings are ones this program's flags can give."""
     optimizer, settings = config.optimizer, config.optimizer.settings
@@ -121,23 +143,28 @@ def settings_are_valid(config: TrainConfig, meta: dict) -> bool:
             (optimizer.name != "momentum" or (is_amount(settings["momentum"]) and
                                               settings["momentum"] < 1 and
                                               isinstance(settings["nesterov"], bool))) and
-            config.arch.spec == meta["arch"] and config.dtype == meta["dtype"])
+            config.arch.spec == meta["arch"] and config.arch.activation == meta["activation"]
+            and config.dtype == meta["dtype"] and not diverges_by_itself(config))
 
 
-def records_are_valid(found: Checkpoint, position: dict) -> bool:
-    """What the checkpoint recorded of the epochs done and of the steps of the next one."""
+def records_are_valid(found: Checkpoint, position: dict, layers: int) -> bool:
+    """What the checkpoint recorded of the epochs done and of the steps of the next one, for a
+    network of ``layers`` Linear layers."""
     meta, progress = found.meta, found.progress
     seconds, loss = meta.get("epoch_seconds"), meta.get("train_loss")
     losses, norms = progress.get("losses"), progress.get("grad_norms")
+    begun = position["epoch"] > 0 or position["step"] > 0
     return (is_count(position["epoch"]) and is_count(position["step"]) and
             set(position) == POSITION_KEYS and meta.get("epoch") == position["epoch"] and
-            is_amount(position["seconds"]) and isinstance(seconds, list) and
-            len(seconds) == position["epoch"] and all(is_amount(s) for s in seconds) and
+            (position["shuffle_state"] is not None or not begun) and
+            is_duration(position["seconds"]) and isinstance(seconds, list) and
+            len(seconds) == position["epoch"] and all(is_duration(s) for s in seconds) and
             (loss is None if position["epoch"] == 0 else
-             isinstance(loss, float) and math.isfinite(loss)) and
+             isinstance(loss, float) and is_amount(loss)) and
             set(progress) == {"losses", "grad_norms"} and
             losses.dtype == norms.dtype == np.float64 and losses.shape == (position["step"],) and
             norms.ndim == 2 and len(norms) <= position["step"] and
+            (len(norms) == 0 or norms.shape[1] == layers) and
             bool(np.all(np.isfinite(losses)) and np.all(np.isfinite(norms))))
 
 
@@ -155,7 +182,8 @@ def check_run_state(found: Checkpoint) -> None:
                               and len(set(meta["backends"])) == len(meta["backends"]) and
                               found.path.parent.name in meta["backends"] and
                               (not meta["lockstep"] or len(meta["backends"]) == 2)),
-            "the position": not records_are_valid(found, position) or
+            "the position": not records_are_valid(found, position,
+                                                  len(config.arch.widths) - 1) or
                             position["epoch"] > config.epochs,
         }
     except (KeyError, TypeError, ValueError, AttributeError, ArchError) as error:

@@ -50,10 +50,13 @@ class SafeStream:
 
 @contextlib.contextmanager
 def safe_streams() -> Iterator[None]:
-    """Wrap ``sys.stdout`` and ``sys.stderr`` in :class:`SafeStream` while the block runs."""
+    """Wrap ``sys.stdout`` and ``sys.stderr`` in :class:`SafeStream` while the block runs (one
+    that was closed before the program started writes nowhere)."""
     saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = saved
+    with open(os.devnull, "w") as nowhere:  # a stream closed at start (``>&-``) is None
+        sys.stdout, sys.stderr = (SafeStream(stream or nowhere)  # type: ignore[assignment]
+                                  for stream in saved)
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = saved

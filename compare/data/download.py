@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -46,6 +47,8 @@ MD5: dict[str, dict[str, str]] = {
 """torchvision folder name -> file -> the MD5 sum of the official file (torchvision's own)."""
 
 CHUNK_BYTES = 1 << 16
+MAX_BYTES = 64 << 20
+"""More than any of the files is (Fashion-MNIST's training images: 26 MB gzipped)."""
 
 
 class DownloadError(Exception):
@@ -57,7 +60,8 @@ def fetch(folder: str, raw: Path) -> None:
     ``raw`` (created when they all arrived); DownloadError otherwise, with nothing written."""
     with tempfile.TemporaryDirectory(prefix="mlp-twins-download-",
                                      ignore_cleanup_errors=True) as staging:
-        within(DEADLINE_SECONDS, lambda: fetch_all(folder, Path(staging)))
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        within(DEADLINE_SECONDS, lambda: fetch_all(folder, Path(staging), deadline))
         raw.mkdir(parents=True, exist_ok=True)
         for name in MD5[folder]:
             part = raw / f".{name}.part"
@@ -89,14 +93,14 @@ def within(seconds: float, work: Callable[[], None]) -> None:
         raise outcome[0]
 
 
-def fetch_all(folder: str, staging: Path) -> None:
+def fetch_all(folder: str, staging: Path, deadline: float) -> None:
     """Each file from the first mirror that delivers it intact; DownloadError naming the file and
     what each mirror did when none does."""
     for name, md5 in MD5[folder].items():
         failures = []
         for mirror in MIRRORS[folder]:
             try:
-                fetch_one(mirror + name, staging / name, md5)
+                fetch_one(mirror + name, staging / name, md5, deadline)
                 break
             except (OSError, DownloadError) as error:
                 failures.append(f"{mirror}{name}: {reason(error)}")
@@ -104,13 +108,18 @@ def fetch_all(folder: str, staging: Path) -> None:
             raise DownloadError("; ".join(failures))
 
 
-def fetch_one(url: str, path: Path, md5: str) -> None:
-    """``url`` into ``path``, each socket operation bounded by :data:`SILENCE_SECONDS`."""
+def fetch_one(url: str, path: Path, md5: str, deadline: float) -> None:
+    """``url`` into ``path``, each socket operation bounded by :data:`SILENCE_SECONDS`, the
+    whole before ``deadline`` (``time.monotonic()``) and within :data:`MAX_BYTES`."""
     request = urllib.request.Request(url, headers={"User-Agent": "mlp-twins"})
-    digest = hashlib.md5()
+    digest, size = hashlib.md5(), 0
     with urllib.request.urlopen(request, timeout=SILENCE_SECONDS) as response, \
             path.open("wb") as file:
         while chunk := response.read(CHUNK_BYTES):
+            size += len(chunk)
+            if size > MAX_BYTES or time.monotonic() > deadline:
+                raise DownloadError(f"more than {MAX_BYTES >> 20} MiB" if size > MAX_BYTES
+                                    else f"not complete within {DEADLINE_SECONDS:g} s")
             digest.update(chunk)
             file.write(chunk)
     if digest.hexdigest() != md5:

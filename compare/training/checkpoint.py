@@ -224,6 +224,9 @@ def read(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(error).__name__}: "
                               f"{error})") from None
     check_meta(path, saved.meta, NETWORK_KEYS)
+    if "format" in saved.meta and saved.meta["format"] != FORMAT:  # format 1 has none
+        raise CheckpointError(f"{path}: meta 'format' {saved.meta['format']!r} is not the one "
+                              f"this program writes ({FORMAT})")
     _check_arrays(path, saved.state, saved.meta["dtype"])
     return saved
 

@@ -18,6 +18,9 @@ import numpy as np
 
 from compare.training.optimizers import OptimizerSpec
 
+MEANS_OF_SQUARES = ("exp_avg_sq",)
+"""Entries that are running means of squared gradients (Adam's second moment): never below 0."""
+
 
 def expected_entries(twin: str, optimizer: str, steps_taken: int) -> frozenset[str]:
     """The state entries each parameter has after ``steps_taken`` steps: torch.optim makes its
@@ -45,7 +48,11 @@ def as_array(name: str, value: Any) -> np.ndarray:
                          "not a dense real tensor")
     if not value.is_contiguous() or (value.dim() and min(value.stride()) == 0):
         raise ValueError(f"{name} is not a contiguous tensor (strides {value.stride()})")
-    return value.numpy()
+    try:
+        return value.numpy()
+    except (TypeError, RuntimeError):  # bfloat16, quantized, requires_grad...
+        raise ValueError(f"{name} is a {value.dtype} tensor that is not plain data (quantized or "
+                         "requiring a gradient)") from None
 
 
 def check_entry(name: str, array: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -58,6 +65,7 @@ def check_entry(name: str, array: np.ndarray, shape: tuple[int, ...], dtype: np.
         raise ValueError(f"{name} is not contiguous")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} holds non-finite values (NaN or inf)")
+
 
 
 def check_step(name: str, value: Any, steps_taken: int) -> None:
@@ -80,7 +88,7 @@ def check_optimizer_state(state: Mapping[str, Any], twin: str, spec: OptimizerSp
     """``state`` (a ``state_dict()`` of ``twin``'s optimizer for ``spec``, read from a file) is
     what that optimizer makes for ``parameters`` ((shape, dtype) each, in order) after
     ``steps_taken`` steps; its per-parameter entries, or ValueError naming the entry."""
-    per_parameter = state.get("state")
+    per_parameter = state.get("state") if isinstance(state, Mapping) else None
     if not isinstance(per_parameter, Mapping):
         raise ValueError("it holds no per-parameter state")
     entries = expected_entries(twin, spec.name, steps_taken)
@@ -100,7 +108,11 @@ def check_optimizer_state(state: Mapping[str, Any], twin: str, spec: OptimizerSp
             if key == "step":
                 check_step(where, value, steps_taken)
             else:
-                check_entry(where, as_array(where, value), shape, dtype)
+                array = as_array(where, value)
+                check_entry(where, array, shape, dtype)
+                if key in MEANS_OF_SQUARES and np.any(array < 0):
+                    raise ValueError(f"{where} holds negative values (a mean of squares never "
+                                     "does)")
     if twin == "scratch" and spec.name == "adam":
         check_step("optimizer step", state.get("step"), steps_taken)
     return dict(per_parameter)

@@ -88,8 +88,7 @@ class RunLog:
         self.folder.mkdir(exist_ok=True)
         self.checkpoint = self.folder / f"checkpoint{backend.checkpoint_suffix}"
         self.previous = self.folder / f"checkpoint-previous{backend.checkpoint_suffix}"
-        if resumed_meta is not None:
-            self._tidy_after_interruption(resumed_meta["position"]["epoch"])
+        self._tidy_after_interruption(resumed_meta)
         self.writer = SummaryWriter(self.folder, skip=written_points(self.folder))
         self.insight, self.every = None, 0
         if insight_splits is not None:
@@ -103,13 +102,14 @@ class RunLog:
         self.saved = Position()  # where the checkpoint on disk continues from
         self.history: list[EpochRecord] = []
 
-    def _tidy_after_interruption(self, epochs_done: int) -> None:
-        """Before a resumed run writes: remove what a killed process left half-made (temporary
-        checkpoint and summary files) and a summary of an end the run no longer has."""
+    def _tidy_after_interruption(self, resumed_meta: dict | None) -> None:
+        """Before this twin writes: remove what a killed process left half-made (temporary
+        checkpoint and summary files, also of a twin killed before its first checkpoint) and,
+        resuming, a summary of an end the run no longer has."""
         for stale in self.folder.glob(".*.tmp"):
             stale.unlink()
         shutil.rmtree(self.folder / SUMMARY_STAGING, ignore_errors=True)
-        if epochs_done < self.config.epochs:
+        if resumed_meta is not None and resumed_meta["position"]["epoch"] < self.config.epochs:
             for stale in self.folder.glob(f"*{SUMMARY_SUFFIX}"):
                 stale.unlink()
 

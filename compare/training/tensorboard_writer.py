@@ -61,7 +61,10 @@ def _histogram_proto(values: np.ndarray, bins: int) -> HistogramProto:
         raise ValueError("cannot log a histogram of an empty array")
     if not np.all(np.isfinite(flat)):
         raise ValueError("cannot log a histogram of values containing NaN or infinity")
-    counts, edges = np.histogram(flat, bins=bins)
+    try:
+        counts, edges = np.histogram(flat, bins=bins)
+    except ValueError:  # a range too narrow for its magnitude (3e38 ± 0.5) has no finite bins
+        counts, edges = np.array([flat.size]), np.array([flat.min(), flat.max()])
     return HistogramProto(
         min=float(flat.min()),
         max=float(flat.max()),
