@@ -251,7 +251,7 @@ def continue_run(args: argparse.Namespace, given: list[str], run_dir: Path) -> i
     restore_twins(saved, config, len(batch_bounds(len(splits.train_y), config.batch_size)))
     done_text = ", ".join(f"{name} after epoch {epoch}" for name, epoch in epochs_done.items())
     print(f"continuing {run_dir} ({done_text}) to epoch {config.epochs}",
-          file=flags.output(args))
+          file=flags.output(args), flush=True)
     kept = {key: meta[key] for key in RUN_META_KEYS}
     return train_run(args, config, splits, run_dir, kept | {"config": config.to_json()},
                      meta["backends"], saved)

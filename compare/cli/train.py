@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         with run_lock(run_dir):
             print(f"{dataset} from {splits.source['train_images'].parent}: train/val/test "
                   f"{meta['sizes']}, pixels normalized with mean {splits.mean:.4f}, std "
-                  f"{splits.std:.4f}; logging to {run_dir}", file=out)
+                  f"{splits.std:.4f}; logging to {run_dir}", file=out, flush=True)
             return train_run(args, config, splits, run_dir, meta, backends, {})
     except BaseException:
         if not any(run_dir.glob("*/checkpoint.*")):
