@@ -182,14 +182,15 @@ def finished(run: Path) -> bool:
 
 @pytest.mark.skipif(not os.environ.get("MLP_TWINS_RANDOM_KILLS"),
                     reason="a soak of a few minutes: set MLP_TWINS_RANDOM_KILLS=20 to run it")
-@pytest.mark.parametrize("mode", [[], ["--lockstep", "--dtype", "float64"]],
+@pytest.mark.parametrize("mode", [["--batch-size", "4"],
+                                  ["--batch-size", "1", "--lockstep", "--dtype", "float64"]],
                          ids=["both", "lockstep"])
 def test_random_kills_during_training_and_resumes(data_dir: Path, tmp_path: Path,
                                                    mode: list[str]) -> None:
     """N kills of fresh ``train --backend both`` runs and N of their resumes, each at a random
     moment of its work, every killed run resumed until it finishes. A run killed before its
     first checkpoint was never resumable (nothing was promised yet): it is started again."""
-    flags = ("--epochs", "3", "--batch-size", "4", *mode)  # long enough that training dominates
+    flags = ("--epochs", "3", *mode)  # small batches: long enough that training dominates
     assert cli.main(train_args(data_dir, tmp_path / "straight", *flags)) == 0
     rng, wanted = random.Random(0), int(os.environ["MLP_TWINS_RANDOM_KILLS"])
     started = time.perf_counter()
