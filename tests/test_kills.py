@@ -3,7 +3,7 @@ exactly where the straight run ends: the same weights bit for bit, every TensorB
 no temporary file left. Each kill lands at a chosen call (tests/kill_at.py), not after a sleep.
 
 ``MLP_TWINS_RANDOM_KILLS=N`` adds a soak: N kills at random moments of ``train --backend both``
-and of its resumes (a few minutes for 20; off by default)."""
+and of its resumes, for --backend both and --lockstep (about 20 minutes for 20; off by default)."""
 
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ def finished(run: Path) -> bool:
 
 
 @pytest.mark.skipif(not os.environ.get("MLP_TWINS_RANDOM_KILLS"),
-                    reason="a soak of a few minutes: set MLP_TWINS_RANDOM_KILLS=20 to run it")
+                    reason="a soak of about 20 minutes: set MLP_TWINS_RANDOM_KILLS=20 to run it")
 @pytest.mark.parametrize("mode", [["--batch-size", "4"],
                                   ["--batch-size", "1", "--lockstep", "--dtype", "float64"]],
                          ids=["both", "lockstep"])
