@@ -31,17 +31,16 @@ def parameter_count(arch: Architecture) -> int:
 
 def check_fits(arch: Architecture, *, itemsize: int, batch_size: int, networks: int,
                arrays_per_parameter: int, what: str, evaluation_rows: int = 1,
-               batch_flag: str = "--batch-size", training_rows: int | None = None) -> None:
+               batch_flag: str = "--batch-size") -> None:
     """Refuse up front, naming the flag to change, when ``networks`` networks of ``arch`` (each
     parameter with ``arrays_per_parameter`` arrays: value, gradient, optimizer state...) and
-    their activations for a batch of ``batch_size`` rows (never more than the ``training_rows``
-    there are, when given; or of the ``evaluation_rows`` that evaluation takes at a time, if
-    more) would not fit in the memory available.
+    their activations for a batch of ``batch_size`` rows (or of the ``evaluation_rows`` that
+    evaluation takes at a time, if more) would not fit in the memory available. A batch never
+    holds more rows than the training set: pass the smaller of the two.
     """
-    rows = batch_size if training_rows is None else min(batch_size, training_rows)
     parameters = parameter_count(arch) * itemsize * arrays_per_parameter * networks
     per_row = sum(arch.widths) * itemsize * ACTIVATION_ARRAYS * networks
-    needed = parameters + per_row * max(rows, evaluation_rows)
+    needed = parameters + per_row * max(batch_size, evaluation_rows)
     available = available_bytes()
     if needed > available:
         flag = (f"--arch {arch.spec}" if parameters + per_row * evaluation_rows > available else

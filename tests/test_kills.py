@@ -76,43 +76,28 @@ def straight(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     return {mode: root / mode / "run" for mode in modes}
 
 
-def test_a_kill_after_an_epochs_events_and_before_its_checkpoint_repeats_no_point(
-        data_dir: Path, tmp_path: Path, straight: dict[str, Path]) -> None:
-    """The epoch's scalars are flushed, its checkpoint (the 2nd save: the 1st is epoch 0's) is
-    not written: the resume trains the epoch again and logs none of its points twice."""
-    killed(RUN_LOG, "RunLog.save", 2,
+@pytest.mark.parametrize(("module", "attribute", "call", "left", "is_left"), [
+    # the epoch's scalars are flushed, its checkpoint (the 2nd save; the 1st is epoch 0's) is
+    # not written: the resume trains the epoch again and logs none of its points twice
+    pytest.param(RUN_LOG, "RunLog.save", 2, None, False, id="after-events-before-checkpoint"),
+    pytest.param(RUN_LOG, "RunLog.finish", 1, "*.summary", False, id="before-the-summary"),
+    pytest.param(RUN_LOG, "publish_summary", 1, None, False, id="moving-the-summary-in"),
+    # the 2nd rename is epoch 1's checkpoint replacing epoch 0's: the temporary file is whole
+    pytest.param("os", "replace", 2, ".checkpoint.npz.*.tmp", True, id="in-a-checkpoint-write"),
+])
+def test_a_scratch_run_killed_at_a_chosen_point_resumes_exactly(
+        data_dir: Path, tmp_path: Path, straight: dict[str, Path], module: str, attribute: str,
+        call: int, left: str | None, is_left: bool) -> None:
+    """Killed before the ``call``-th call of ``module.attribute`` (``left``: files that the kill
+    must have left, or not, in the twin's folder, to show it landed where meant)."""
+    killed(module, attribute, call,
            train_args(data_dir, tmp_path, "--backend", "scratch", "--epochs", "2"))
-    assert resume(tmp_path / "run") == 0
-    assert_whole(tmp_path / "run", straight["scratch"], ("scratch",))
-
-
-def test_a_kill_before_the_summary_leaves_a_run_that_finishes_on_resume(
-        data_dir: Path, tmp_path: Path, straight: dict[str, Path]) -> None:
-    killed(RUN_LOG, "RunLog.finish", 1,
-           train_args(data_dir, tmp_path, "--backend", "scratch", "--epochs", "2"))
-    assert not list((tmp_path / "run" / "scratch").glob("*.summary")), "the kill came too late"
+    if left is not None:
+        found = list((tmp_path / "run" / "scratch").glob(left))
+        assert bool(found) == is_left, f"the kill did not land where meant: {left} {found}"
     assert resume(tmp_path / "run") == 0
     assert_whole(tmp_path / "run", straight["scratch"], ("scratch",))
     assert resume(tmp_path / "run") == 2, "a finished run is refused"
-
-
-def test_a_kill_while_the_summary_is_moved_in_leaves_a_run_that_finishes(
-        data_dir: Path, tmp_path: Path, straight: dict[str, Path]) -> None:
-    killed(RUN_LOG, "publish_summary", 1,
-           train_args(data_dir, tmp_path, "--backend", "scratch", "--epochs", "2"))
-    assert resume(tmp_path / "run") == 0
-    assert_whole(tmp_path / "run", straight["scratch"], ("scratch",))
-
-
-def test_a_kill_during_a_checkpoint_write_leaves_no_temporary_file_after_resume(
-        data_dir: Path, tmp_path: Path, straight: dict[str, Path]) -> None:
-    """The 2nd rename is epoch 1's checkpoint replacing epoch 0's: killed before it, the
-    temporary file is whole on disk."""
-    killed("os", "replace", 2,
-           train_args(data_dir, tmp_path, "--backend", "scratch", "--epochs", "2"))
-    assert list((tmp_path / "run" / "scratch").glob(".checkpoint.npz.*.tmp")), "no temporary file"
-    assert resume(tmp_path / "run") == 0
-    assert_whole(tmp_path / "run", straight["scratch"], ("scratch",))
 
 
 def test_a_kill_between_the_twins_of_a_longer_resume_stays_resumable(

@@ -57,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
     splits = load_splits(Path(args.data_dir), args.dataset, val_size=0)
     flags.check_input_width(arch, splits.train_x.shape[1], args.dataset)
     check_fits(arch, itemsize=parse_dtype(args.dtype)().itemsize,
-               batch_size=max(args.batch_sizes), networks=2 * len(args.batch_sizes),
-               arrays_per_parameter=3, what="the bench's workers",
-               evaluation_rows=EVALUATION_ROWS, batch_flag="--batch-sizes",
-               training_rows=len(splits.train_y))
+               batch_size=min(max(args.batch_sizes), len(splits.train_y)),
+               networks=2 * len(args.batch_sizes), arrays_per_parameter=3,
+               what="the bench's workers", evaluation_rows=EVALUATION_ROWS,
+               batch_flag="--batch-sizes")
     del splits
     config = BenchConfig(args.data_dir, args.dataset, arch, args.dtype, args.lr, args.seed,
                          device)

@@ -120,17 +120,6 @@ def is_duration(value: object) -> bool:
     return is_amount(value) and value < MAX_SECONDS
 
 
-def diverges_by_itself(config: TrainConfig) -> bool:
-    """Whether the weight decay is one ``train`` refuses: it diverges whatever the data."""
-    from compare.cli.train import check_weight_decay
-
-    try:
-        check_weight_decay(config.optimizer, config.dtype)
-    except UsageError:
-        return True
-    return False
-
-
 def settings_are_valid(config: TrainConfig, meta: dict) -> bool:
     """The run's settings are ones this program's flags can give."""
     optimizer, settings = config.optimizer, config.optimizer.settings
@@ -144,7 +133,8 @@ def settings_are_valid(config: TrainConfig, meta: dict) -> bool:
                                               settings["momentum"] < 1 and
                                               isinstance(settings["nesterov"], bool))) and
             config.arch.spec == meta["arch"] and config.arch.activation == meta["activation"]
-            and config.dtype == meta["dtype"] and not diverges_by_itself(config))
+            and config.dtype == meta["dtype"] and
+            settings["weight_decay"] < optimizer.weight_decay_limit(config.dtype)[0])
 
 
 def records_are_valid(found: Checkpoint, position: dict, layers: int) -> bool:

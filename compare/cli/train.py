@@ -4,11 +4,8 @@ a run with ``--resume``."""
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
 
 from compare.cli import flags
 from compare.cli.flags import DEFAULT_DATA_DIR, UsageError
@@ -90,34 +87,25 @@ def train_config(args: argparse.Namespace, arch: Architecture, device: str) -> T
 
 
 def check_weight_decay(optimizer: OptimizerSpec, dtype: str) -> None:
-    """Refuse a weight decay that makes training diverge by itself, whatever the data. With SGD
-    the decay alone multiplies the weights by ``1 - lr·wd`` each step (with momentum m the
-    weights grow once ``lr·wd >= 2(1 + m)``); Adam squares the decay term, which overflows the
-    dtype once ``wd`` reaches the square root of its largest number."""
+    """Refuse a weight decay that makes training diverge by itself, whatever the data."""
     decay = optimizer.settings["weight_decay"]
-    if optimizer.name == "adam":
-        limit = math.sqrt(float(np.finfo(parse_dtype(dtype)).max))
-        why = f"Adam squares the decay term, which overflows {dtype}"
-    else:
-        limit = 2 * (1 + optimizer.settings.get("momentum", 0.0)) / optimizer.lr
-        why = f"with --lr {optimizer.lr:g} the decay alone grows the weights without bound"
+    limit, why = optimizer.weight_decay_limit(dtype)
     if decay >= limit:
         raise UsageError(f"--weight-decay {decay:g}: training diverges whatever the data ({why});"
                          f" choose a weight decay below {limit:.3g}")
 
 
-def check_memory(config: TrainConfig, backends: list[str],
-                 training_rows: int | None = None) -> None:
+def check_memory(config: TrainConfig, backends: list[str], training_rows: int) -> None:
     """Refuse a network and batch that would not fit in memory; a batch never holds more than
-    the ``training_rows`` there are, when given."""
+    the ``training_rows`` there are."""
     from compare.memory import check_fits
     from compare.training.backend import EVALUATION_ROWS
 
     slots = {"sgd": 0, "momentum": 1, "adam": 2}[config.optimizer.name]
     check_fits(config.arch, itemsize=parse_dtype(config.dtype)().itemsize,
-               batch_size=config.batch_size, networks=len(backends),
+               batch_size=min(config.batch_size, training_rows), networks=len(backends),
                arrays_per_parameter=3 + slots, what=f"training {' and '.join(backends)}",
-               evaluation_rows=EVALUATION_ROWS, training_rows=training_rows)
+               evaluation_rows=EVALUATION_ROWS)
 
 
 def load_data(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Splits, str]:

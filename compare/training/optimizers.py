@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 import scratch
 
@@ -41,6 +44,17 @@ class OptimizerSpec:
         if name == "momentum":
             settings |= {"momentum": momentum, "nesterov": nesterov}
         return cls(name, lr, settings)
+
+    def weight_decay_limit(self, dtype: str) -> tuple[float, str]:
+        """(the weight decay from which training diverges by itself, whatever the data, and
+        why). With SGD the decay alone multiplies the weights by ``1 - lr·wd`` each step (with
+        momentum m they grow once ``lr·wd >= 2(1 + m)``); Adam squares the decay term, which
+        overflows the dtype once ``wd`` reaches the square root of its largest number."""
+        if self.name == "adam":
+            return (math.sqrt(float(np.finfo(dtype).max)),
+                    f"Adam squares the decay term, which overflows {dtype}")
+        return (2 * (1 + self.settings.get("momentum", 0.0)) / self.lr,
+                f"with --lr {self.lr:g} the decay alone grows the weights without bound")
 
     def build_scratch(self, params: Iterable[scratch.Parameter]) -> scratch.Optimizer:
         if self.name == "adam":
