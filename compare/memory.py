@@ -4,6 +4,7 @@ the machine has available before any work starts."""
 from __future__ import annotations
 
 import os
+from itertools import pairwise
 from pathlib import Path
 
 from compare.errors import UserError
@@ -26,7 +27,7 @@ def available_bytes() -> int:
 
 
 def parameter_count(arch: Architecture) -> int:
-    return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(arch.widths, arch.widths[1:]))
+    return sum((fan_in + 1) * fan_out for fan_in, fan_out in pairwise(arch.widths))
 
 
 def check_fits(arch: Architecture, *, itemsize: int, batch_size: int, networks: int,

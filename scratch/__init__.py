@@ -1,6 +1,6 @@
 """A multilayer perceptron written from scratch in NumPy (this package never imports torch)."""
 
-from scratch.layers import ACTIVATIONS, Identity, Linear, ReLU, Sigmoid, Softmax, Tanh
+from scratch.layers import Identity, Linear, ReLU, Sigmoid, Softmax, Tanh
 from scratch.losses import CrossEntropyLoss, MSELoss
 from scratch.module import Module, Parameter
 from scratch.neuron import Neuron, NeuronLayer
@@ -8,7 +8,6 @@ from scratch.optim import SGD, Adam, Optimizer
 from scratch.sequential import Sequential, mlp
 
 __all__ = [
-    "ACTIVATIONS",
     "SGD",
     "Adam",
     "CrossEntropyLoss",

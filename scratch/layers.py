@@ -18,7 +18,7 @@ class Linear(Module):
 
     Forward:  ``y = x @ W + b``            x (N, in), W (in, out), b (out,), y (N, out)
     Backward: ``dW = xᵀ · dy``             (in, out)
-              ``db = Σ_rows dy = 1ᵀ · dy``  (out,), the sum as a product with a row of ones
+              ``db = Σ_rows dy``            (out,)
               ``dx = dy · Wᵀ``             (N, in)
     """
 
@@ -46,18 +46,17 @@ class Linear(Module):
         self.x = x
         return x @ self.W + self.b
 
-    def backward(self, grad_out: np.ndarray, *, need_input_grad: bool = True) -> np.ndarray | None:
-        """dy (N, out) -> dx (N, in); writes dW (in, out) and db (out,).
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """dy (N, out) -> dx (N, in); writes dW (in, out) and db (out,)."""
+        self.backward_parameters(grad_out)
+        return grad_out @ self.W.T  # dx = dy·Wᵀ
 
-        ``need_input_grad=False`` skips the product for dx (the first layer of a network needs no
-        gradient for its input batch) and returns None.
-        """
+    def backward_parameters(self, grad_out: np.ndarray) -> None:
+        """Writes dW and db only: the first layer of a network needs no dx for its input."""
         if self.x is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
-        ones = np.ones(len(grad_out), grad_out.dtype)
         np.matmul(self.x.T, grad_out, out=self.dW)  # dW = xᵀ·dy
-        np.matmul(ones, grad_out, out=self.db)  # db = Σ_rows dy, as 1ᵀ·dy: one BLAS call
-        return grad_out @ self.W.T if need_input_grad else None  # dx = dy·Wᵀ
+        np.sum(grad_out, axis=0, out=self.db)  # db = Σ_rows dy
 
     def _check_input(self, x: np.ndarray) -> None:
         if x.ndim != 2 or x.shape[1] != self.in_features:
@@ -86,9 +85,6 @@ class Linear(Module):
     @property
     def dtype(self) -> np.dtype:
         return self.W.dtype
-
-    def parameters(self) -> list[Parameter]:
-        return [self.weight, self.bias]
 
     def __repr__(self) -> str:
         return (
@@ -136,21 +132,25 @@ class Tanh(Module):
 
 
 class Softmax(Module):
-    """Softmax over the last axis, ``y_i = exp(x_i - max x) / Σ_j exp(x_j - max x)``.
+    """Softmax over axis ``dim`` (the last by default), ``y_i = exp(x_i - max x) / Σ_j exp(x_j -
+    max x)``.
 
     Backward (Jacobian-vector product): ``dx = (dy - Σ_j dy_j y_j) · y``.
     """
 
+    def __init__(self, dim: int = -1) -> None:
+        self.dim = dim
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        e = np.exp(x - x.max(axis=-1, keepdims=True))
-        self.y = e / e.sum(axis=-1, keepdims=True)
+        e = np.exp(x - x.max(axis=self.dim, keepdims=True))
+        self.y = e / e.sum(axis=self.dim, keepdims=True)
         return self.y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        return (grad_out - (grad_out * self.y).sum(axis=-1, keepdims=True)) * self.y
+        return (grad_out - (grad_out * self.y).sum(axis=self.dim, keepdims=True)) * self.y
 
     def __repr__(self) -> str:
-        return "Softmax(dim=-1)"
+        return f"Softmax(dim={self.dim})"
 
 
 class Identity(Module):
@@ -162,7 +162,3 @@ class Identity(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         return grad_out
-
-
-ACTIVATIONS: dict[str, type[Module]] = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh,
-                                        "none": Identity}

@@ -26,7 +26,7 @@ class Neuron:
 
     def forward(self, x: list[float]) -> float:
         y = self.b
-        for wi, xi in zip(self.w, x):
+        for wi, xi in zip(self.w, x, strict=True):
             y += wi * xi
         return y
 

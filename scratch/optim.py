@@ -126,7 +126,7 @@ class Adam(Optimizer):
 
     def _state(self) -> dict[int, dict[str, np.ndarray]]:
         return {index: {"exp_avg": m, "exp_avg_sq": v}
-                for index, (m, v) in enumerate(zip(self.m, self.v))}
+                for index, (m, v) in enumerate(zip(self.m, self.v, strict=True))}
 
     def state_dict(self) -> dict:
         return super().state_dict() | {"step": self.step_count}
@@ -141,7 +141,7 @@ class Adam(Optimizer):
         step_size = self.lr / (1 - beta1**self.step_count)
         # A Python float, as in torch: a NumPy float64 scalar would upcast float32 arithmetic.
         bias_correction2_sqrt = math.sqrt(1 - beta2**self.step_count)
-        for p, m, v in zip(self.params, self.m, self.v):
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
             g = self.decayed_grad(p)
             m += (g - m) * (1 - beta1)  # torch: m.lerp_(g, 1 - β1)
             v *= beta2

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import pairwise
 
 import numpy as np
 
-from scratch.layers import ACTIVATIONS, Linear, Module, Softmax
-from scratch.module import Parameter
+from scratch.layers import Linear, ReLU, Softmax
+from scratch.module import Module
 
 
 class Sequential(Module):
@@ -23,32 +23,21 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out: np.ndarray, *, need_input_grad: bool = True) -> np.ndarray | None:
-        """dL/d(output) -> dL/dx, writing every layer's parameter gradients on the way.
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """dL/d(output) -> dL/dx, writing every layer's parameter gradients on the way."""
+        for layer in reversed(self.layers):
+            grad_out = layer.backward(grad_out)
+        return grad_out
 
-        With ``need_input_grad=False`` the first layer, if Linear, skips dL/dx and None is returned.
-        """
-        grad = grad_out
-        for index in range(len(self.layers) - 1, 0, -1):
-            grad = self.layers[index].backward(grad)
-        first = self.layers[0]
-        if isinstance(first, Linear):
-            return first.backward(grad, need_input_grad=need_input_grad)
-        return first.backward(grad)
+    def backward_parameters(self, grad_out: np.ndarray) -> None:
+        """The same, but the first layer skips dL/dx: the input batch needs no gradient."""
+        for layer in reversed(self.layers[1:]):
+            grad_out = layer.backward(grad_out)
+        self.layers[0].backward_parameters(grad_out)
 
-    def parameters(self) -> list[Parameter]:
-        return [p for layer in self.layers for p in layer.parameters()]
-
-    def named_parameters(self) -> list[tuple[str, Parameter]]:
-        """Names as PyTorch's: ``"0.weight"``, ``"0.bias"``, ``"2.weight"``..."""
-        named = []
-        for index, layer in enumerate(self.layers):
-            if isinstance(layer, Linear):
-                named += [(f"{index}.weight", layer.weight), (f"{index}.bias", layer.bias)]
-        return named
-
-    def linears(self) -> list[Linear]:
-        return [layer for layer in self.layers if isinstance(layer, Linear)]
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """The layers, named by position as PyTorch names them: ``"0"``, ``"1"``..."""
+        return ((str(index), layer) for index, layer in enumerate(self.layers))
 
     def __getitem__(self, index: int | slice) -> Module:
         if isinstance(index, slice):
@@ -68,22 +57,21 @@ class Sequential(Module):
 
 def mlp(
     widths: Sequence[int],
-    activation: str,
+    activation: Callable[[], Module] = ReLU,
     *,
     rng: np.random.Generator | None = None,
     dtype: np.dtype = np.float32,
 ) -> Sequential:
-    """``Linear, act, Linear, act, ..., Linear, Softmax`` for widths like (784, 128, 64, 10).
+    """``Linear, act, Linear, act, ..., Linear, Softmax`` for widths like (784, 128, 64, 10);
+    ``activation()`` makes each hidden activation layer (a class, such as ``Tanh``).
 
     Layers draw their weights from ``rng`` in order, first layer first, weight before bias.
     """
     if len(widths) < 2:
         raise ValueError(f"an MLP needs at least an input and an output width, got {list(widths)}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
     rng = rng or np.random.default_rng()
     layers: list[Module] = []
     for index, (fan_in, fan_out) in enumerate(pairwise(widths)):
         layers.append(Linear(fan_in, fan_out, rng=rng, dtype=dtype))
-        layers.append(ACTIVATIONS[activation]() if index < len(widths) - 2 else Softmax())
+        layers.append(activation() if index < len(widths) - 2 else Softmax(dim=1))
     return Sequential(*layers)

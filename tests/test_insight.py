@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from compare.insight.activity import dead_fraction
 from PIL import Image
 
 import scratch
 from compare import cli
-from compare.insight.activity import dead_fraction
 from compare.insight.images import neuron_tiles
 from tests.helpers import events, train
 

@@ -76,6 +76,6 @@ def test_a_step_updates_the_arrays_a_caller_holds() -> None:
     before = [value.copy() for value in held]
     model[0].weight.grad = np.ones_like(model[0].W)
     scratch.SGD(model.parameters(), lr=0.1).step()
-    assert all(p.value is value for p, value in zip(model.parameters(), held))
+    assert all(p.value is value for p, value in zip(model.parameters(), held, strict=True))
     np.testing.assert_allclose(held[0], before[0] - 0.1, rtol=0, atol=1e-15)
     np.testing.assert_array_equal(held[2], before[2])

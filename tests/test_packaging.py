@@ -20,7 +20,7 @@ def run(*code_or_args: str) -> subprocess.CompletedProcess:
 
 def test_import_scratch_leaves_torch_out() -> None:
     result = run(
-        "-c", "import sys, scratch; scratch.mlp((4, 3, 2), 'relu'); print('torch' in sys.modules)"
+        "-c", "import sys, scratch; scratch.mlp((4, 3, 2)); print('torch' in sys.modules)"
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"

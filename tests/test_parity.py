@@ -14,6 +14,7 @@ from compare.harness.arch import Architecture
 from compare.harness.finite_differences import finite_difference_rows
 from compare.harness.parity import forward_rows, gradient_rows, random_batch, run_parity
 from compare.harness.twins import build_twins
+from compare.layers import ACTIVATIONS
 from tests.helpers import assert_rows_ok
 
 ARCHS = [
@@ -37,7 +38,7 @@ def check_parity(arch: Architecture, dtype: str, batch_size: int, seed: int = 0)
 @pytest.mark.parametrize("batch_size", [1, 7, 256])
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("activation", list(scratch.ACTIVATIONS))
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
 def test_layerwise_parity(activation: str, dtype: str, arch: str, batch_size: int) -> None:
     check_parity(Architecture.parse(arch, activation), dtype, batch_size)
 
@@ -45,7 +46,7 @@ def test_layerwise_parity(activation: str, dtype: str, arch: str, batch_size: in
 @settings(max_examples=40, deadline=None)
 @given(
     widths=st.lists(st.integers(1, 40), min_size=2, max_size=9),
-    activation=st.sampled_from(list(scratch.ACTIVATIONS)),
+    activation=st.sampled_from(list(ACTIVATIONS)),
     dtype=st.sampled_from(["float32", "float64"]),
     batch_size=st.integers(1, 64),
     seed=st.integers(0, 2**16),
@@ -54,7 +55,7 @@ def test_parity_on_generated_shapes(widths, activation, dtype, batch_size, seed)
     check_parity(Architecture(tuple(widths), activation), dtype, batch_size, seed)
 
 
-@pytest.mark.parametrize("activation", list(scratch.ACTIVATIONS))
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
 @pytest.mark.parametrize("arch", ["784-64-10", "784-128-64-10", "30-8-8-8-8-8-8-8-10"])
 def test_finite_differences_confirm_scratch_gradients(arch: str, activation: str) -> None:
     rows = finite_difference_rows(Architecture.parse(arch, activation), seed=3)

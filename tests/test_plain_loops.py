@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import scratch
 from compare.bench.plain_loops import PLAIN_LOOPS
 from compare.harness import tolerance
 from compare.harness.arch import Architecture
+from compare.layers import ACTIVATIONS
 from compare.training.backend import build_backend
 from compare.training.config import TrainConfig
 from compare.training.loop import Progress, train_epoch
@@ -20,7 +20,7 @@ ROWS, BATCH, LR = 50, 16, 0.5  # the last batch is short: 50 = 3 x 16 + 2
 
 
 @pytest.mark.parametrize("backend", ["scratch", "torch"])
-@pytest.mark.parametrize("activation", list(scratch.ACTIVATIONS))
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
 def test_plain_loop_epoch_leaves_the_product_weights(backend: str, activation: str) -> None:
     widths = (12, 7, 5, 3)
     config = TrainConfig(Architecture(widths, activation), OptimizerSpec.create("sgd", LR), 1,

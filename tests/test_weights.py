@@ -20,7 +20,8 @@ def test_round_trip_returns_identical_arrays(dtype: str) -> None:
     for p in model.parameters():
         p.value[...] = 0
     copy_weights(reference, model)
-    assert all(np.array_equal(a, p.value) for a, p in zip(original, model.parameters()))
+    assert all(np.array_equal(a, p.value)
+               for a, p in zip(original, model.parameters(), strict=True))
 
     torch_original = {k: v.clone() for k, v in arch.build_torch(dtype=dtype).state_dict().items()}
     reference.load_state_dict(torch_original)
@@ -54,8 +55,8 @@ def test_copy_into_scratch_keeps_the_same_arrays() -> None:
         (
             "784-128-64-10",
             "784-128-32-10",
-            r"layer 2 \(Linear\): scratch W \(128, 64\) \(in, out\) needs torch weight \(64, 128\) "
-            r"\(out, in\), but torch weight is \(32, 128\)",
+            r"layer 2 \(Linear\): scratch W \(128, 64\) needs torch weight \(64, 128\) "
+            r"\(its transpose\), but torch weight is \(32, 128\)",
         ),
         ("784-128-10", "784-128-64-10", "scratch network has 4 layers, torch network has 6"),
         ("784-10", "785-10", r"layer 0 \(Linear\).*\(10, 784\).*\(10, 785\)"),

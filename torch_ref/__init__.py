@@ -1,5 +1,5 @@
 """The same multilayer perceptron as idiomatic PyTorch: ``nn.Sequential`` and ``torch.optim``."""
 
-from torch_ref.model import ACTIVATIONS, logits_of, mlp
+from torch_ref.model import logits_of, mlp
 
-__all__ = ["ACTIVATIONS", "logits_of", "mlp"]
+__all__ = ["logits_of", "mlp"]

@@ -2,36 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 
 import torch
 from torch import nn
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
-                                           "none": nn.Identity}
-
 
 def mlp(
     widths: Sequence[int],
-    activation: str,
+    activation: Callable[[], nn.Module] = nn.ReLU,
     *,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
 ) -> nn.Sequential:
     """The network for widths like (784, 128, 64, 10); its output is class probabilities (N, C).
+    ``activation()`` makes each hidden activation layer (a class, such as ``nn.Tanh``).
 
     Weights come from PyTorch's own initialization; the harness overwrites them with the scratch
     network's draw when the two twins must start equal.
     """
     if len(widths) < 2:
         raise ValueError(f"an MLP needs at least an input and an output width, got {list(widths)}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
     layers: list[nn.Module] = []
     for index, (fan_in, fan_out) in enumerate(pairwise(widths)):
         layers.append(nn.Linear(fan_in, fan_out, dtype=dtype, device=device))
-        layers.append(ACTIVATIONS[activation]() if index < len(widths) - 2 else nn.Softmax(dim=1))
+        layers.append(activation() if index < len(widths) - 2 else nn.Softmax(dim=1))
     return nn.Sequential(*layers)
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import scratch
+from compare.layers import kind_of
 from compare.training.config import batch_bounds
 from compare.training.scratch_backend import ScratchBackend, ScratchLoader
 
@@ -72,14 +73,45 @@ def _identity_grad(y: np.ndarray, dy: np.ndarray, work: np.ndarray) -> None:
     pass
 
 
-INLINE_ACTIVATIONS: dict[type, Activation] = {
-    scratch.ReLU: (_relu, _relu_grad),
-    scratch.Sigmoid: (_sigmoid, _sigmoid_grad),
-    scratch.Tanh: (_tanh, _tanh_grad),
-    scratch.Identity: (_identity, _identity_grad),
+INLINE_ACTIVATIONS: dict[str, Activation] = {
+    "relu": (_relu, _relu_grad),
+    "sigmoid": (_sigmoid, _sigmoid_grad),
+    "tanh": (_tanh, _tanh_grad),
+    "none": (_identity, _identity_grad),
 }
-"""Each activation layer of scratch as (forward in place on its output, backward: multiply the
-upstream gradient by the derivative computed from the output, using a work array)."""
+"""Activations of the layer table, by name, as (forward in place on its output, backward: multiply
+the upstream gradient by the derivative computed from the output, using a work array). Another
+activation runs its own layer's forward and backward (:func:`layer_activation`)."""
+
+
+def layer_activation(layer: scratch.Module) -> Activation:
+    """A scratch activation layer as an :data:`Activation`, for one that has no inline code."""
+    def forward(h: np.ndarray) -> None:
+        h[...] = layer.forward(h.copy())
+
+    def backward(y: np.ndarray, dy: np.ndarray, work: np.ndarray) -> None:
+        dy[...] = layer.backward(dy)
+
+    return forward, backward
+
+
+def activation_between(layers: list[scratch.Module]) -> Activation | None:
+    """The one activation between the Linear layers of ``layers`` (logits last), as an
+    :data:`Activation`; None for a single Linear layer. ValueError naming the layer where the
+    network is not ``Linear, act, Linear, ..., act, Linear`` with one kind of activation."""
+    kinds = [kind_of(layer) for layer in layers]
+    for index, kind in enumerate(kinds):
+        if index % 2 == 0:
+            fits = kind is not None and kind.name == "linear"
+        else:
+            fits = kind is not None and kind.activation and kind is kinds[1]
+        if not fits or (index == len(kinds) - 1 and index % 2):
+            raise ValueError(f"the yardstick needs Linear layers with one kind of activation "
+                             f"between them, logits last; layer {index} "
+                             f"({type(layers[index]).__name__}) does not fit")
+    if len(layers) == 1:
+        return None
+    return INLINE_ACTIVATIONS.get(kinds[1].name) or layer_activation(layers[1])
 
 
 def flatten_parameters(params: list[scratch.Parameter]) -> tuple[np.ndarray, np.ndarray]:
@@ -106,8 +138,8 @@ class NumpyPlainLoop:
 
     def __init__(self, backend: ScratchBackend, loader: ScratchLoader, lr: float) -> None:
         layers = list(backend.logits_model)
-        self.linears = [layer for layer in layers if isinstance(layer, scratch.Linear)]
-        self.activation = INLINE_ACTIVATIONS[type(layers[1])] if len(layers) > 1 else None
+        self.linears = layers[::2]
+        self.activation = activation_between(layers)
         self.values, self.grads = flatten_parameters(backend.model.parameters())
         self.update = np.zeros_like(self.values)
         self.train_x, self.train_y, self.lr = loader.x, loader.y, lr

@@ -13,6 +13,7 @@ from typing import NoReturn, TextIO
 from compare.data.files import NUM_CLASSES
 from compare.errors import UserError
 from compare.harness.arch import Architecture, parse_dtype
+from compare.layers import ACTIVATIONS, Setting
 
 DEFAULT_DATA_DIR = "data"
 """Where ``--data-dir`` points when left out (for MNIST and Fashion-MNIST)."""
@@ -151,16 +152,43 @@ def add_network_flags(parser: argparse.ArgumentParser, *, dtype: str) -> None:
     parser.add_argument("--arch", default="784-128-64-10",
                         help="layer widths, input first and classes last (default %(default)s)")
     parser.add_argument("--activation", default="relu",
-                        help="relu, sigmoid, tanh, or none (%(default)s)")
+                        help=f"the hidden layers' activation: {', '.join(ACTIVATIONS)} "
+                             "(default %(default)s)")
+    for setting, kinds in activation_settings().items():
+        parser.add_argument(setting.flag, type=float, default=None, metavar="X",
+                            help=f"{setting.help}, for --activation {' or '.join(kinds)} "
+                                 f"(default {setting.default:g})")
     parser.add_argument("--dtype", default=dtype, help="float32 or float64 (default %(default)s)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="fixes every random draw (%(default)s)")
 
 
+def activation_settings() -> dict[Setting, list[str]]:
+    """Every setting of an activation in the layer table, and the activations that have it."""
+    found: dict[Setting, list[str]] = {}
+    for kind in ACTIVATIONS.values():
+        for setting in kind.settings:
+            found.setdefault(setting, []).append(kind.name)
+    return found
+
+
 def architecture(args: argparse.Namespace) -> Architecture:
-    """The network the flags describe (``--arch``, ``--activation``, ``--dtype`` checked)."""
+    """The network the flags describe (``--arch``, ``--activation`` and its settings'
+    flags, ``--dtype`` checked)."""
     parse_dtype(args.dtype)
-    return Architecture.parse(args.arch, args.activation)
+    given = {}
+    for setting, kinds in activation_settings().items():
+        value = getattr(args, setting.name)
+        if value is None:
+            continue
+        if args.activation not in kinds:
+            raise UsageError(f"{setting.flag}: a setting of --activation {' or '.join(kinds)}, "
+                             f"not of {args.activation}")
+        try:
+            given[setting.name] = setting.check(value)
+        except ValueError as error:
+            raise UsageError(f"{setting.flag} {value:g}: {error}") from None
+    return Architecture.parse(args.arch, args.activation, given)
 
 
 def strict_json(value: object) -> str:

@@ -14,7 +14,7 @@ from compare.cli import flags
 from compare.cli.flags import UsageError
 from compare.data import Splits
 from compare.data.splits import ValidationSizeError
-from compare.harness.arch import ArchError, parse_dtype
+from compare.harness.arch import ArchError, Architecture, parse_dtype
 from compare.training import checkpoint
 from compare.training.backend import BACKEND_NAMES
 from compare.training.checkpoint import Checkpoint, CheckpointError
@@ -132,7 +132,7 @@ def settings_are_valid(config: TrainConfig, meta: dict) -> bool:
             (optimizer.name != "momentum" or (is_amount(settings["momentum"]) and
                                               settings["momentum"] < 1 and
                                               isinstance(settings["nesterov"], bool))) and
-            config.arch.spec == meta["arch"] and config.arch.activation == meta["activation"]
+            config.arch.to_meta() == Architecture.from_meta(meta).to_meta()
             and config.dtype == meta["dtype"] and
             settings["weight_decay"] < optimizer.weight_decay_limit(config.dtype)[0])
 
@@ -242,7 +242,7 @@ def continue_run(args: argparse.Namespace, given: list[str], run_dir: Path) -> i
     done_text = ", ".join(f"{name} after epoch {epoch}" for name, epoch in epochs_done.items())
     print(f"continuing {run_dir} ({done_text}) to epoch {config.epochs}",
           file=flags.output(args), flush=True)
-    kept = {key: meta[key] for key in RUN_META_KEYS}
+    kept = {key: meta[key] for key in RUN_META_KEYS} | config.arch.to_meta()
     return train_run(args, config, splits, run_dir, kept | {"config": config.to_json()},
                      meta["backends"], saved)
 

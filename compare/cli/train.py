@@ -133,13 +133,19 @@ def run_meta(args: argparse.Namespace, config: TrainConfig, splits: Splits, data
              backends: list[str]) -> dict:
     """What a checkpoint needs to rebuild the network and its data, and to continue the run."""
     data_dir = SAMPLE_DIR if dataset == SAMPLE else Path(args.data_dir or DEFAULT_DATA_DIR)
-    return {"arch": config.arch.spec, "activation": config.arch.activation,
-            "dtype": config.dtype, "dataset": dataset, "data_dir": str(data_dir.resolve()),
+    return {**config.arch.to_meta(), "dtype": config.dtype, "dataset": dataset,
+            "data_dir": str(data_dir.resolve()),
             "val_size": len(splits.val_y), "seed": config.seed, "mean": splits.mean,
             "std": splits.std,
             "sizes": f"{len(splits.train_y)} / {len(splits.val_y)} / {len(splits.test_y)}",
             "config": config.to_json(), "backends": backends, "lockstep": args.lockstep,
             "insight": not args.no_insight}
+
+
+def run_name_part(arch: Architecture) -> str:
+    """The activation in a run's default name, its settings' values after it: ``relu``,
+    ``leaky_relu0.1``."""
+    return arch.activation + "".join(f"{value:g}" for _, value in arch.activation_settings)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     meta = run_meta(args, config, splits, dataset, backends)
     made = missing_folders(Path(args.logdir))
     run_dir = reserve_run_dir(Path(args.logdir), args.run_name or (
-        f"{dataset}-{arch.spec}-{arch.activation}-{args.optimizer}-lr{args.lr:g}"
+        f"{dataset}-{arch.spec}-{run_name_part(arch)}-{args.optimizer}-lr{args.lr:g}"
         f"-bs{args.batch_size}-{args.dtype}-seed{args.seed}"))
     try:  # a run stopped before its first checkpoint leaves no folder behind
         with run_lock(run_dir):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -9,6 +10,7 @@ import numpy as np
 
 import scratch
 from compare.errors import UserError
+from compare.layers import ACTIVATIONS
 
 if TYPE_CHECKING:
     import torch
@@ -23,41 +25,77 @@ class ArchError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Architecture:
-    """Layer widths, input first and classes last, and the hidden activation's name."""
+    """Layer widths, input first and classes last, and the hidden activation: its name in the
+    layer table and its settings (every one, defaults filled in: LeakyReLU's slope)."""
 
     widths: tuple[int, ...]
     activation: str
+    activation_settings: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        kind = ACTIVATIONS.get(self.activation)
+        if kind is None:
+            raise ArchError(f"--activation {self.activation!r}: choose from "
+                            f"{', '.join(ACTIVATIONS)}")
+        try:
+            settings = kind.complete(dict(self.activation_settings))
+        except ValueError as error:
+            raise ArchError(f"--activation {self.activation}: {error}") from None
+        object.__setattr__(self, "activation_settings", tuple(settings.items()))
 
     @classmethod
-    def parse(cls, arch: str, activation: str = "relu") -> Architecture:
+    def parse(cls, arch: str, activation: str = "relu",
+              settings: Mapping[str, object] | None = None) -> Architecture:
         parts = arch.split("-")  # ASCII digits only: int() refuses '²', and reads '٣' as 3
         if len(parts) < 2 or not all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
             raise ArchError(
                 f"--arch {arch!r}: expected positive widths joined by '-', input first and "
                 "classes last, e.g. 784-128-64-10"
             )
-        if activation not in scratch.ACTIVATIONS:
-            raise ArchError(
-                f"--activation {activation!r}: choose from {', '.join(sorted(scratch.ACTIVATIONS))}"
-            )
-        return cls(tuple(int(p) for p in parts), activation)
+        return cls(tuple(int(p) for p in parts), activation, tuple((settings or {}).items()))
 
     @property
     def spec(self) -> str:
         """The ``--arch`` string, e.g. ``784-128-64-10``."""
         return "-".join(map(str, self.widths))
 
+    @property
+    def settings(self) -> dict[str, float]:
+        """The activation's settings by name, e.g. ``{"negative_slope": 0.01}``."""
+        return dict(self.activation_settings)
+
+    @property
+    def activation_label(self) -> str:
+        """The activation as a person reads it: ``relu``, ``leaky_relu(negative_slope=0.1)``."""
+        inside = ", ".join(f"{name}={value:g}" for name, value in self.activation_settings)
+        return f"{self.activation}({inside})" if inside else self.activation
+
+    def to_meta(self) -> dict:
+        """The network as checkpoint meta and config JSON hold it."""
+        return {"arch": self.spec, "activation": self.activation,
+                "activation_settings": self.settings}
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, object]) -> Architecture:
+        """The network :meth:`to_meta` wrote (ArchError if it is not one); meta written before
+        activations had settings holds none, and gets the defaults."""
+        settings = meta.get("activation_settings", {})
+        if not isinstance(settings, dict):
+            raise ArchError(f"activation_settings should be an object, found {settings!r}")
+        return cls.parse(meta["arch"], meta["activation"], settings)
+
     def build_scratch(self, *, seed: int, dtype: str = "float32") -> scratch.Sequential:
         """The NumPy twin, its weights drawn from ``default_rng(seed)`` as ``nn.Linear`` draws."""
-        return scratch.mlp(
-            self.widths, self.activation, rng=np.random.default_rng(seed), dtype=parse_dtype(dtype)
-        )
+        activation = ACTIVATIONS[self.activation].scratch_factory(self.settings)
+        return scratch.mlp(self.widths, activation, rng=np.random.default_rng(seed),
+                           dtype=parse_dtype(dtype))
 
     def build_torch(self, *, dtype: str = "float32", device: str = "cpu") -> nn.Sequential:
         """The PyTorch twin with PyTorch's own initial weights (copy the scratch ones over them)."""
         import torch_ref
 
-        return torch_ref.mlp(self.widths, self.activation, dtype=torch_dtype(dtype), device=device)
+        activation = ACTIVATIONS[self.activation].torch_factory(self.settings)
+        return torch_ref.mlp(self.widths, activation, dtype=torch_dtype(dtype), device=device)
 
 
 def parse_dtype(name: str) -> type[np.floating]:

@@ -59,7 +59,7 @@ def finite_difference_rows(arch: Architecture, *, seed: int, batch_size: int = 3
     model = small_version(arch).build_scratch(seed=seed, dtype="float64")
     rng = np.random.default_rng([seed, 3])
     x = rng.standard_normal((batch_size, model[0].in_features))
-    upstream = rng.standard_normal((batch_size, model.linears()[-1].out_features))
+    upstream = rng.standard_normal((batch_size, model[-2].out_features))
     target = rng.integers(0, upstream.shape[1], size=batch_size)
     rows = []
     for name, (loss, output_grad) in _losses(model, x, upstream, target).items():

@@ -46,12 +46,13 @@ def optimizer_lockstep(arch: Architecture, optimizer: OptimizerSpec, *, steps: i
     rng = np.random.default_rng([seed, 2])
     x = rng.standard_normal((steps * batch_size, arch.widths[0])).astype(parse_dtype(dtype))
     y = rng.integers(0, arch.widths[-1], size=steps * batch_size)
-    batches = zip(*(b.loader(x, y).batches(np.arange(len(y)), batch_size) for b in backends))
+    batches = zip(*(b.loader(x, y).batches(np.arange(len(y)), batch_size) for b in backends),
+                  strict=True)
     for backend in backends:
         backend.start_epoch(steps)
     diffs = []
     for step_batches in batches:
-        for backend, (batch_x, batch_y) in zip(backends, step_batches):
+        for backend, (batch_x, batch_y) in zip(backends, step_batches, strict=True):
             backend.train_step(batch_x, batch_y)
         diffs.append(tolerance.state_rel_diff(backends[0].state_dict(), backends[1].state_dict()))
     return diffs
@@ -81,11 +82,12 @@ def lockstep_epoch(backends: list[Backend], loaders: list[Loader], order: np.nda
     each twin spent on its own steps."""
     steps = len(batch_bounds(len(order), config.batch_size))
     seconds = [0.0 for _ in backends]
-    for backend, norm_steps in zip(backends, norm_steps_of):
+    for backend, norm_steps in zip(backends, norm_steps_of, strict=True):
         backend.start_epoch(steps - begun.step, norm_steps)
-    batches = zip(*(loader.batches(order, config.batch_size, begun.step) for loader in loaders))
+    batches = zip(*(loader.batches(order, config.batch_size, begun.step) for loader in loaders),
+                  strict=True)
     for step, step_batches in enumerate(batches, start=begun.epoch * steps + begun.step + 1):
-        for index, (backend, (x, y)) in enumerate(zip(backends, step_batches)):
+        for index, (backend, (x, y)) in enumerate(zip(backends, step_batches, strict=True)):
             started = time.perf_counter()
             backend.train_step(x, y)
             seconds[index] += time.perf_counter() - started
@@ -123,7 +125,8 @@ def train_lockstep(config: TrainConfig, splits: Splits, run_dir: Path, meta: dic
                 for backend in backends]
         parity = stack.enter_context(SummaryWriter(
             run_dir / "parity", skip=written_points(run_dir / "parity")))
-        positions = [start_position(run, b, saved.get(b.name)) for b, run in zip(backends, runs)]
+        positions = [start_position(run, b, saved.get(b.name))
+                     for b, run in zip(backends, runs, strict=True)]
         position = positions[0]  # the twins' checkpoints describe one position (see resume)
         orders = EpochOrders(len(splits.train_y), config.seed, position.shuffle_state)
         for begun, order in remaining_epochs(position, config, orders):
@@ -135,11 +138,11 @@ def train_lockstep(config: TrainConfig, splits: Splits, run_dir: Path, meta: dic
                                       for run in runs])
             closed = [close_epoch(run, backend, splits, own, backend.step_losses(), spent,
                                   orders.state()) for backend, run, own, spent in
-                      zip(backends, runs, own_records(begun, positions), seconds)]
+                      zip(backends, runs, own_records(begun, positions), seconds, strict=True)]
             if not all(closed) or (stop.requested and begun.epoch + 1 < config.epochs):
                 raise InterruptionError(
                     f"stopped by Ctrl-C in epoch {begun.epoch + 1}; checkpoints in {run_dir}; "
                     f"resume with: {resume_command(run_dir)}")
         return [run.finish(backend, evaluate(backend, splits.test_x, splits.test_y,
                                              keep_outputs=run.insight is not None))
-                for backend, run in zip(backends, runs)]
+                for backend, run in zip(backends, runs, strict=True)]

@@ -46,7 +46,8 @@ def forward_rows(scratch_model: scratch.Sequential, torch_model: nn.Sequential, 
     rows = []
     h_scratch, h_torch = x, torch.from_numpy(x)
     with torch.no_grad():
-        for index, (scratch_layer, torch_layer) in enumerate(zip(scratch_model, torch_model)):
+        for index, (scratch_layer, torch_layer) in enumerate(zip(scratch_model, torch_model,
+                                                                 strict=True)):
             h_scratch, h_torch = scratch_layer.forward(h_scratch), torch_layer(h_torch)
             rows.append(make_row("forward", index, scratch_layer, "Y", h_scratch,
                                  h_torch.numpy(), tol))

@@ -3,8 +3,8 @@ them through one exchange format, the state dict.
 
 A state dict maps PyTorch's parameter names (``0.weight``, ``0.bias``, ``2.weight``...) to NumPy
 arrays in PyTorch's layout. The one difference of layout between the twins is the Linear weight:
-scratch computes ``y = x·W`` with W (in, out), PyTorch ``y = x·Wᵀ`` with weight (out, in);
-:func:`torch_layout` is the only place that transposes.
+scratch computes ``y = x·W`` with W (in, out), PyTorch ``y = x·Wᵀ`` with weight (out, in); the
+layer table declares it (``LayerKind.transposed``), and ``LayerKind.torch_layout`` applies it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 
 import scratch
 from compare.harness.arch import Architecture
+from compare.layers import LayerKind, kind_of
 
 if TYPE_CHECKING:
     from torch import nn
@@ -27,65 +28,113 @@ class WeightMismatchError(ValueError):
     """The two networks differ in structure; the message names the layer and both shapes."""
 
 
-def torch_layout(name: str, array: np.ndarray) -> np.ndarray:
-    """A scratch parameter array as PyTorch lays it out (a view): Linear weights transposed,
-    biases as they are. Transposing twice is the identity, so this also goes back."""
-    return array.T if name.endswith(".weight") else array
+def layer_kind(layer: object, index: int) -> LayerKind:
+    """The table's kind of the network's layer ``index`` (WeightMismatchError if it has none)."""
+    kind = kind_of(layer)
+    if kind is None:
+        raise WeightMismatchError(f"layer {index}: {type(layer).__name__} is not in the layer "
+                                  "table (compare/layers/table.py)")
+    return kind
 
 
 def scratch_state_dict(scratch_model: scratch.Sequential, *, grads: bool = False) -> StateDict:
-    """The scratch network's parameters (or, with ``grads``, their gradients) as a state dict."""
-    return {name: torch_layout(name, p.grad if grads else p.value)
-            for name, p in scratch_model.named_parameters()}
+    """The scratch network's parameters and buffers (or, with ``grads``, the parameters'
+    gradients) as a state dict: PyTorch's names, PyTorch's layout."""
+    state = {}
+    for index, layer in enumerate(scratch_model):
+        kind = layer_kind(layer, index)
+        for name, p in layer.named_parameters():
+            state[f"{index}.{name}"] = kind.torch_layout(name, p.grad if grads else p.value)
+        if not grads:
+            state |= {f"{index}.{name}": array for name, array in layer.named_buffers()}
+    return state
 
 
 def torch_state_dict(torch_model: nn.Module, *, grads: bool = False) -> StateDict:
-    """The torch network's parameters (or their ``.grad``) as NumPy arrays, on the CPU."""
-    return {name: (p.grad if grads else p).detach().cpu().numpy()
-            for name, p in torch_model.named_parameters()}
+    """The torch network's parameters and buffers (or the parameters' ``.grad``) as NumPy
+    arrays, on the CPU."""
+    named = (torch_model.named_parameters() if grads else torch_model.state_dict().items())
+    return {name: (p.grad if grads else p).detach().cpu().numpy() for name, p in named}
 
 
 def load_scratch_state_dict(scratch_model: scratch.Sequential, state: Mapping[str, np.ndarray]
                             ) -> None:
     """Overwrite the scratch network's arrays in place (cast to their dtype)."""
-    for name, p in scratch_model.named_parameters():
-        np.copyto(p.value, torch_layout(name, state[name]), casting="same_kind")
+    for index, layer in enumerate(scratch_model):
+        kind = layer_kind(layer, index)
+        for name, p in layer.named_parameters():
+            np.copyto(p.value, kind.torch_layout(name, state[f"{index}.{name}"]),
+                      casting="same_kind")
+        for name, array in layer.named_buffers():
+            np.copyto(array, state[f"{index}.{name}"], casting="same_kind")
 
 
 def load_torch_state_dict(torch_model: nn.Module, state: Mapping[str, np.ndarray]) -> None:
-    """Overwrite the torch network's parameters (cast to their dtype and device)."""
+    """Overwrite the torch network's parameters and buffers (cast to their dtype and device)."""
     import torch
 
     with torch.no_grad():
-        for name, p in torch_model.named_parameters():
+        for name, p in torch_model.state_dict().items():
             p.copy_(torch.from_numpy(state[name]))
 
 
-def torch_kind(layer: scratch.Module) -> type[nn.Module] | None:
-    """The torch layer class that computes what the scratch ``layer`` computes."""
-    from torch import nn
-
-    return {scratch.Linear: nn.Linear, scratch.ReLU: nn.ReLU, scratch.Sigmoid: nn.Sigmoid,
-            scratch.Tanh: nn.Tanh, scratch.Softmax: nn.Softmax,
-            scratch.Identity: nn.Identity}.get(type(layer))
-
-
 def check_same_structure(scratch_model: scratch.Sequential, torch_model: nn.Sequential) -> None:
-    """Refuse networks that differ in length, layer kinds or Linear shapes (naming the layer)."""
+    """Refuse networks that differ in length, layer kinds, settings, parameter names or shapes
+    (naming the layer)."""
     if len(scratch_model) != len(torch_model):
         raise WeightMismatchError(f"scratch network has {len(scratch_model)} layers, torch "
                                   f"network has {len(torch_model)}")
-    for index, (scratch_layer, torch_layer) in enumerate(zip(scratch_model, torch_model)):
-        if torch_kind(scratch_layer) is not type(torch_layer):
+    for index, (scratch_layer, torch_layer) in enumerate(zip(scratch_model, torch_model,
+                                                             strict=True)):
+        kind = layer_kind(scratch_layer, index)
+        if layer_kind(torch_layer, index) is not kind:
             raise WeightMismatchError(f"layer {index}: scratch {type(scratch_layer).__name__} vs "
                                       f"torch {type(torch_layer).__name__}")
-        if isinstance(scratch_layer, scratch.Linear):
-            needed = torch_layout(".weight", scratch_layer.W).shape
-            if tuple(torch_layer.weight.shape) != needed:
-                raise WeightMismatchError(
-                    f"layer {index} (Linear): scratch W {scratch_layer.W.shape} (in, out) needs "
-                    f"torch weight {needed} (out, in), but torch weight is "
-                    f"{tuple(torch_layer.weight.shape)}")
+        check_same_layer(f"layer {index} ({type(scratch_layer).__name__})", kind, scratch_layer,
+                         torch_layer)
+
+
+def check_same_layer(where: str, kind: LayerKind, scratch_layer: scratch.Module,
+                     torch_layer: nn.Module) -> None:
+    """Refuse a pair of one kind whose settings, parameter names or shapes differ."""
+    try:
+        settings = kind.settings_of(scratch_layer), kind.settings_of(torch_layer)
+    except ValueError as error:
+        raise WeightMismatchError(f"{where}: {error}") from None
+    if settings[0] != settings[1]:
+        raise WeightMismatchError(f"{where}: scratch settings {settings[0]} vs torch "
+                                  f"{settings[1]}")
+    mine = dict(arrays(scratch_layer))
+    theirs = {name: tuple(tensor.shape) for name, tensor in torch_layer.state_dict().items()}
+    if mine.keys() != theirs.keys():
+        raise WeightMismatchError(f"{where}: scratch holds {sorted(mine) or 'nothing'}, torch "
+                                  f"{sorted(theirs) or 'nothing'}")
+    for name, array in mine.items():
+        needed = kind.torch_layout(name, array).shape
+        if needed != theirs[name]:
+            layout = " (its transpose)" if name in kind.transposed else ""
+            raise WeightMismatchError(
+                f"{where}: scratch {kind.symbol(name)} {array.shape} needs torch {name} "
+                f"{needed}{layout}, but torch {name} is {theirs[name]}")
+
+
+def arrays(layer: scratch.Module) -> list[tuple[str, np.ndarray]]:
+    """A scratch layer's parameters' values and its buffers, by name."""
+    return [(name, p.value) for name, p in layer.named_parameters()] + list(layer.named_buffers())
+
+
+def torch_twin(scratch_model: scratch.Sequential, *, device: str = "cpu") -> nn.Sequential:
+    """The torch network of the same layers as ``scratch_model``, holding a copy of its weights
+    (of their dtype)."""
+    import torch
+    from torch import nn
+
+    dtype = getattr(torch, np.dtype(scratch_model.parameters()[0].value.dtype).name)
+    torch_model = nn.Sequential(*(layer_kind(layer, index).torch_like(layer, dtype=dtype,
+                                                                       device=device)
+                                  for index, layer in enumerate(scratch_model)))
+    copy_weights(scratch_model, torch_model)
+    return torch_model
 
 
 def copy_weights(src: scratch.Sequential | nn.Sequential, dst: scratch.Sequential | nn.Sequential

@@ -122,7 +122,7 @@ def confusion_image(confusion: np.ndarray) -> np.ndarray:
 def captioned_digits(digits: np.ndarray, captions: list[str], scale: int = 3) -> np.ndarray:
     """Digits (N, pixels) in a grid, each with its caption underneath."""
     tiles = []
-    for pixels, caption in zip(digits, captions):
+    for pixels, caption in zip(digits, captions, strict=True):
         image = digit_rgb(pixels, scale)
         tile = Image.new("RGB", (max(image.shape[1], 112), image.shape[0] + 18), (255, 255, 255))
         tile.paste(Image.fromarray(image), ((tile.width - image.shape[1]) // 2, 0))
@@ -169,7 +169,7 @@ class ProbabilityBars:
     def __call__(self, probabilities: np.ndarray) -> np.ndarray:
         """The chart for ``probabilities`` (digits, classes), as indices into ``palette``."""
         image = self.template.copy()
-        for row, (p, label) in enumerate(zip(probabilities, self.labels)):
+        for row, (p, label) in enumerate(zip(probabilities, self.labels, strict=True)):
             answer, bottom = int(np.argmax(p)), self.top(row) + self.HEIGHT
             for index, share in enumerate(p):
                 kind = "right" if index == label else ("wrong" if index == answer else "other")

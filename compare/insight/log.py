@@ -4,9 +4,10 @@ the network, under the same tags for both twins.
 - ``Loss/train_step`` and ``GradNormStep/<layer>.weight``: every k-th step, k chosen for about
   ``POINTS_PER_EPOCH`` points an epoch (recorded during the epoch, logged after it);
 - ``Neurons/first_layer``: the first layer's first 64 neurons as 28x28 weight images;
-- ``DeadUnits/hidden<n>`` and ``Activations/hidden<n>``: per hidden layer, the share of dead
-  (ReLU) or saturated (sigmoid, tanh) units on the validation set (or the first 1000 training
-  images without one), and the distribution of the outputs for its first 500 images;
+- ``DeadUnits/hidden<n>`` and ``Activations/hidden<n>``: per hidden activation layer (found by
+  its kind in the layer table), the share of dead or saturated units on the validation set (or
+  the first 1000 training images without one), as its kind defines them (no such tag for a kind
+  whose units never are), and the distribution of the outputs for its first 500 images;
 - ``Answers/probabilities``: the output probabilities for the first test digit of each class;
 - at the end, ``Mistakes/confusion_matrix`` and ``Mistakes/most_confident_wrong`` on the test set.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 
 from compare.data import NUM_CLASSES, Splits
-from compare.insight.activity import DEAD_OR_SATURATED, dead_fraction
 from compare.insight.images import (
     ProbabilityBars,
     captioned_digits,
@@ -25,6 +25,7 @@ from compare.insight.images import (
     neuron_tiles,
     png,
 )
+from compare.layers import kind_of
 from compare.training.backend import Backend, Evaluation
 from compare.training.tensorboard_writer import SummaryWriter
 
@@ -54,8 +55,8 @@ def add_image(writer: SummaryWriter, tag: str, image: np.ndarray, step: int,
 class InsightLog:
     """Writes a twin's insight tags into its run folder's ``writer``."""
 
-    def __init__(self, writer: SummaryWriter, splits: Splits, activation: str) -> None:
-        self.writer, self.activation = writer, activation
+    def __init__(self, writer: SummaryWriter, splits: Splits) -> None:
+        self.writer = writer
         has_validation = len(splits.val_y) > 0
         self.probe_x = splits.val_x if has_validation else splits.train_x[:PROBE_ROWS]
         self.probe_y = splits.val_y if has_validation else splits.train_y[:PROBE_ROWS]
@@ -75,8 +76,8 @@ class InsightLog:
               norms: np.ndarray) -> None:
         """The recorded steps' losses and weight-gradient norms (one row per step)."""
         tags = ["Loss/train_step", *(f"GradNormStep/{name}" for name in names)]
-        for step, loss, row in zip(global_steps, losses, norms):
-            self.writer.add_scalars(dict(zip(tags, [loss, *row])), step)
+        for step, loss, row in zip(global_steps, losses, norms, strict=True):
+            self.writer.add_scalars(dict(zip(tags, [loss, *row], strict=True)), step)
 
     def epoch(self, backend: Backend, epoch: int, validation: Evaluation | None) -> None:
         """The pictures of the network as it stands after ``epoch`` epochs (0: untrained);
@@ -86,11 +87,14 @@ class InsightLog:
             add_image(self.writer, "Neurons/first_layer", tiles, epoch, self.palette)
         if validation is None or not validation.outputs:
             validation = backend.evaluate(self.probe_x, self.probe_y, keep_outputs=True)
-        for number, hidden in enumerate(validation.outputs[1:-2:2], start=1):
-            if self.activation in DEAD_OR_SATURATED:
+        kinds = [kind_of(layer) for layer in backend.model]
+        hidden = [(kind, output) for kind, output in zip(kinds, validation.outputs, strict=True)
+                  if kind.activation]
+        for number, (kind, outputs) in enumerate(hidden, start=1):
+            if kind.inactive is not None:
                 self.writer.add_scalar(f"DeadUnits/hidden{number}",
-                                       dead_fraction(hidden, self.activation), epoch)
-            self.writer.add_histogram(f"Activations/hidden{number}", hidden[:HISTOGRAM_ROWS],
+                                       float(np.mean(kind.inactive(outputs))), epoch)
+            self.writer.add_histogram(f"Activations/hidden{number}", outputs[:HISTOGRAM_ROWS],
                                       epoch)
         handful = backend.evaluate(self.test_x[self.handful], self.test_y[self.handful],
                                    keep_outputs=True)

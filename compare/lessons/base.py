@@ -72,7 +72,7 @@ def train_configuration(context: LessonContext, label: str, config: TrainConfig,
             "val_size": len(splits.val_y), "seed": context.seed, "mean": splits.mean,
             "std": splits.std,
             "sizes": f"{len(splits.train_y)} / {len(splits.val_y)} / {len(splits.test_y)}",
-            "arch": config.arch.spec, "activation": config.arch.activation, "dtype": config.dtype}
+            **config.arch.to_meta(), "dtype": config.dtype}
     outcomes = {}
     with blas_thread_policy(config.batch_size):
         for name in context.backends:

@@ -9,7 +9,8 @@ import numpy as np
 
 import scratch
 from compare.errors import InterruptionError
-from compare.harness.twins import copy_weights, torch_kind
+from compare.harness.twins import torch_twin
+from compare.layers import ACTIVATIONS
 from compare.lessons.base import Lesson, LessonContext, LessonReport, Row
 from compare.training.config import EpochOrders, batch_bounds
 from compare.training.tensorboard_writer import SummaryWriter
@@ -24,24 +25,11 @@ def sums(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
 def scratch_network(hidden: int, activation: str, rng: np.random.Generator
                     ) -> scratch.Sequential:
     """``Linear(2, 1), act`` for one neuron (hidden 0), else ``Linear(2, h), act, Linear(h, 1)``."""
-    act = scratch.ACTIVATIONS[activation]
+    act = ACTIVATIONS[activation].scratch
     if hidden == 0:
         return scratch.Sequential(scratch.Linear(2, 1, rng=rng, dtype=np.float64), act())
     return scratch.Sequential(scratch.Linear(2, hidden, rng=rng, dtype=np.float64), act(),
                               scratch.Linear(hidden, 1, rng=rng, dtype=np.float64))
-
-
-def torch_network(scratch_model: scratch.Sequential) -> object:
-    """The same layers in PyTorch, holding the scratch network's weights."""
-    import torch
-    from torch import nn
-
-    layers = [nn.Linear(layer.in_features, layer.out_features, dtype=torch.float64)
-              if isinstance(layer, scratch.Linear) else torch_kind(layer)()
-              for layer in scratch_model]
-    torch_model = nn.Sequential(*layers)
-    copy_weights(scratch_model, torch_model)
-    return torch_model
 
 
 class RegressionTwin:
@@ -55,7 +43,7 @@ class RegressionTwin:
         else:
             import torch
 
-            self.model = torch_network(scratch_model)
+            self.model = torch_twin(scratch_model)
             self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr)
 
     def step(self, x: np.ndarray, y: np.ndarray) -> None:

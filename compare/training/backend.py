@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -49,6 +50,7 @@ class Backend(Protocol):
     """
 
     name: str  # "scratch" or "torch"
+    model: Any  # the twin's network: scratch.Sequential or nn.Sequential
     device: str
     checkpoint_suffix: str
     lr: float
@@ -93,6 +95,16 @@ class Backend(Protocol):
         """Continue from the optimizer state a checkpoint of this twin holds after
         ``steps_taken`` steps, checked first (ValueError naming the entry)."""
         ...
+
+
+@contextmanager
+def evaluation_mode(model: Any) -> Iterator[None]:
+    """``model`` (of either twin) in evaluation mode, back in training mode after."""
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train()
 
 
 def build_backend(name: str, config: TrainConfig, saved: Checkpoint | None = None, *,

@@ -36,7 +36,6 @@ from compare.harness.twins import (
     load_scratch_state_dict,
     load_torch_state_dict,
     scratch_state_dict,
-    torch_layout,
 )
 from compare.memory import check_fits
 
@@ -69,7 +68,7 @@ class Checkpoint:
     progress: dict[str, np.ndarray] = field(default_factory=dict)
 
     def architecture(self) -> Architecture:
-        return Architecture.parse(self.meta["arch"], self.meta["activation"])
+        return Architecture.from_meta(self.meta)
 
 
 def write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
@@ -130,7 +129,7 @@ def _upgrade_format_1(arrays: dict[str, np.ndarray]) -> StateDict:
     for key, value in arrays.items():
         index, kind = key.split(".")
         name = f"{index}.{names[kind]}"
-        state[name] = np.ascontiguousarray(torch_layout(name, value))
+        state[name] = np.ascontiguousarray(value.T if kind == "W" else value)
     return state
 
 

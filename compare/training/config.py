@@ -32,14 +32,13 @@ class TrainConfig:
         return self.optimizer.lr
 
     def to_json(self) -> dict:
-        return {"arch": self.arch.spec, "activation": self.arch.activation,
-                "optimizer": asdict(self.optimizer), "epochs": self.epochs,
+        return {**self.arch.to_meta(), "optimizer": asdict(self.optimizer), "epochs": self.epochs,
                 "batch_size": self.batch_size, "seed": self.seed, "dtype": self.dtype,
                 "device": self.device, "schedule": self.schedule}
 
     @classmethod
     def from_json(cls, saved: dict) -> TrainConfig:
-        return cls(Architecture.parse(saved["arch"], saved["activation"]),
+        return cls(Architecture.from_meta(saved),
                    OptimizerSpec(**saved["optimizer"]), saved["epochs"], saved["batch_size"],
                    saved["seed"], saved["dtype"], saved["device"], saved["schedule"])
 

@@ -92,7 +92,7 @@ class RunLog:
         self.writer = SummaryWriter(self.folder, skip=written_points(self.folder))
         self.insight, self.every = None, 0
         if insight_splits is not None:
-            self.insight = InsightLog(self.writer, insight_splits, config.arch.activation)
+            self.insight = InsightLog(self.writer, insight_splits)
             self.every = log_every(len(batch_bounds(len(insight_splits.train_y),
                                                     config.batch_size)))
         self.weight_names = [name for name in backend.state_dict() if name.endswith(".weight")]

@@ -10,7 +10,7 @@ import numpy as np
 import scratch
 from compare.harness.twins import StateDict, scratch_state_dict
 from compare.training import checkpoint
-from compare.training.backend import EVALUATION_ROWS, Evaluation
+from compare.training.backend import EVALUATION_ROWS, Evaluation, evaluation_mode
 from compare.training.config import batch_bounds
 from compare.training.optimizer_state import check_optimizer_state
 from compare.training.optimizers import OptimizerSpec
@@ -80,7 +80,7 @@ class ScratchBackend:
     def train_step(self, x: np.ndarray, y: np.ndarray) -> None:
         """One optimizer step on the batch x (B, features), y (B,)."""
         self._losses[self._step] = self.loss.forward(self.logits_model.forward(x), y)
-        self.logits_model.backward(self.loss.backward(), need_input_grad=False)
+        self.logits_model.backward_parameters(self.loss.backward())
         if self._step in self._norm_rows:
             self._norms[self._norm_rows[self._step]] = list(self.grad_norms().values())
         self.optimizer.step()
@@ -96,13 +96,14 @@ class ScratchBackend:
                  keep_outputs: bool = False) -> Evaluation:
         loss_sum, correct, kept = 0.0, 0, []
         for start in range(0, len(y), batch_size):
-            outputs = self.layer_outputs(x[start : start + batch_size])
+            with evaluation_mode(self.model):
+                outputs = self.layer_outputs(x[start : start + batch_size])
             logits, target = outputs[-2], y[start : start + batch_size]  # before the Softmax
             loss_sum += self.loss.forward(logits, target) * len(target)
             correct += int(np.count_nonzero(logits.argmax(axis=1) == target))
             kept += [outputs] if keep_outputs else []
         return Evaluation(loss_sum / len(y), correct / len(y),
-                          [np.concatenate(per_layer) for per_layer in zip(*kept)])
+                          [np.concatenate(per_layer) for per_layer in zip(*kept, strict=True)])
 
     def layer_outputs(self, x: np.ndarray) -> list[np.ndarray]:
         """The output of every layer for x, first layer first."""

@@ -17,7 +17,7 @@ from torch import nn
 
 from compare.harness.twins import StateDict, torch_state_dict
 from compare.training import checkpoint
-from compare.training.backend import EVALUATION_ROWS, Evaluation
+from compare.training.backend import EVALUATION_ROWS, Evaluation, evaluation_mode
 from compare.training.config import batch_bounds
 from compare.training.optimizer_state import check_optimizer_state
 from compare.training.optimizers import OptimizerSpec
@@ -115,13 +115,14 @@ class TorchBackend:
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         kept = []
         for start in range(0, len(y), batch_size):
-            outputs = self.layer_outputs(xs[start : start + batch_size])
+            with evaluation_mode(self.model):
+                outputs = self.layer_outputs(xs[start : start + batch_size])
             logits, target = outputs[-2], ys[start : start + batch_size]  # before the Softmax
             loss_sum += F.cross_entropy(logits, target, reduction="sum")
             correct += (logits.argmax(dim=1) == target).sum()
             kept += [[output.cpu().numpy() for output in outputs]] if keep_outputs else []
         return Evaluation(loss_sum.item() / len(y), correct.item() / len(y),
-                          [np.concatenate(per_layer) for per_layer in zip(*kept)])
+                          [np.concatenate(per_layer) for per_layer in zip(*kept, strict=True)])
 
     def layer_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The output of every layer for x, first layer first."""

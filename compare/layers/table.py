@@ -1,0 +1,146 @@
+"""The layer table: every kind of layer the twins are built from, declared once.
+
+A kind names its scratch class and its ``torch.nn`` class, the settings both constructors take
+(the same keyword in both), the parameters scratch holds transposed against PyTorch's layout, and,
+for a hidden activation, which of its units count as dead or saturated. The CLI's choices and
+help, the building of both twins, the weight copy, parity, insight, checkpoints and the tests
+derive from this table; a network holding a layer the table lacks is refused by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+import scratch
+from compare.layers.activity import Inactive, never_positive, saturated_between
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A number a kind's constructors take, by the same keyword in scratch and torch."""
+
+    name: str
+    default: float
+    low: float
+    high: float
+    help: str
+
+    @property
+    def flag(self) -> str:
+        """The CLI flag that sets it: ``negative_slope`` -> ``--negative-slope``."""
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value: object) -> float:
+        """``value`` as a float in [low, high] (ValueError saying what is wrong)."""
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value)):
+            raise ValueError(f"{self.name} must be a finite number, got {value!r}")
+        if not self.low <= value <= self.high:
+            raise ValueError(f"{self.name} must be in [{self.low:g}, {self.high:g}], got {value!r}")
+        return float(value)
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """One kind of layer, as both twins have it."""
+
+    name: str
+    scratch: type[scratch.Module]
+    torch: str
+    """The class's name in ``torch.nn``."""
+    settings: tuple[Setting, ...] = ()
+    arguments: tuple[str, ...] = ()
+    """Constructor arguments other than settings (Linear's in_features, out_features; Softmax's
+    dim): attributes of a built layer, by the same name in both twins."""
+    takes_dtype: bool = False
+    """Its constructors take ``dtype`` (and torch's ``device``): it holds arrays."""
+    transposed: tuple[str, ...] = ()
+    """Parameters scratch holds transposed: Linear's weight is (in, out), PyTorch's (out, in)."""
+    symbols: Mapping[str, str] = field(default_factory=dict)
+    """How parity tables name a parameter's gradient: ``{"weight": "W"}`` gives dW."""
+    activation: bool = False
+    """Offered by ``--activation`` between the Linear layers."""
+    inactive: Inactive | None = None
+    """Which hidden units are dead or saturated (None: this kind's units never are)."""
+
+    def torch_class(self) -> type[nn.Module]:
+        from torch import nn
+
+        return getattr(nn, self.torch)
+
+    def complete(self, given: Mapping[str, object]) -> dict[str, float]:
+        """Every setting of this kind: ``given`` checked, the defaults for the rest
+        (ValueError naming a setting this kind does not have, or a bad value)."""
+        known = {setting.name: setting for setting in self.settings}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ValueError(f"{self.name} has no setting {unknown[0]!r}"
+                             + (f"; its settings: {', '.join(known)}" if known else ""))
+        return {name: setting.check(given.get(name, setting.default))
+                for name, setting in known.items()}
+
+    def scratch_factory(self, settings: Mapping[str, float]) -> Callable[[], scratch.Module]:
+        return partial(self.scratch, **settings)
+
+    def torch_factory(self, settings: Mapping[str, float]) -> Callable[[], nn.Module]:
+        return partial(self.torch_class(), **settings)
+
+    def torch_like(self, layer: scratch.Module, **dtype_and_device: object) -> nn.Module:
+        """A torch module of this kind with the sizes and settings of the scratch ``layer``
+        (its own initial parameters)."""
+        arguments = {name: getattr(layer, name) for name in self.arguments}
+        extra = dtype_and_device if self.takes_dtype else {}
+        return self.torch_class()(**arguments, **self.settings_of(layer), **extra)
+
+    def settings_of(self, layer: object) -> dict[str, float]:
+        """The settings a built layer of this kind holds (attributes named as the settings)."""
+        missing = [s.name for s in self.settings if not hasattr(layer, s.name)]
+        if missing:
+            raise ValueError(f"{type(layer).__name__} keeps no attribute {missing[0]!r}, a "
+                             f"setting the layer table declares for {self.name}")
+        return {setting.name: float(getattr(layer, setting.name)) for setting in self.settings}
+
+    def torch_layout(self, name: str, array: np.ndarray) -> np.ndarray:
+        """Scratch parameter ``name`` as PyTorch lays it out (a view); also goes back."""
+        return array.T if name in self.transposed else array
+
+    def symbol(self, name: str) -> str:
+        return self.symbols.get(name, name)
+
+
+LAYER_KINDS: tuple[LayerKind, ...] = (
+    LayerKind("linear", scratch.Linear, "Linear", arguments=("in_features", "out_features"),
+              takes_dtype=True,
+              transposed=("weight",),
+              symbols={"weight": "W", "bias": "b"}),
+    LayerKind("relu", scratch.ReLU, "ReLU", activation=True, inactive=never_positive),
+    LayerKind("sigmoid", scratch.Sigmoid, "Sigmoid", activation=True,
+              inactive=saturated_between(0.0, 1.0)),
+    LayerKind("tanh", scratch.Tanh, "Tanh", activation=True,
+              inactive=saturated_between(-1.0, 1.0)),
+    LayerKind("none", scratch.Identity, "Identity", activation=True),
+    LayerKind("softmax", scratch.Softmax, "Softmax", arguments=("dim",)),
+)
+
+ACTIVATIONS: dict[str, LayerKind] = {kind.name: kind for kind in LAYER_KINDS if kind.activation}
+"""The kinds ``--activation`` offers, by name."""
+
+
+def kind_of(layer: object) -> LayerKind | None:
+    """The kind of a scratch layer (by its exact class) or of a torch module (by its ``torch.nn``
+    class); None for a layer the table lacks."""
+    cls = type(layer)
+    for kind in LAYER_KINDS:
+        if cls is kind.scratch or (cls.__name__ == kind.torch
+                                   and cls.__module__.startswith("torch.nn.")):
+            return kind
+    return None
