@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from compare.insight.activity import dead_fraction
 from PIL import Image
 
 import scratch
 from compare import cli
 from compare.insight.images import neuron_tiles
+from compare.layers import ACTIVATIONS
 from tests.helpers import events, train
 
 IMAGES = {"Neurons/first_layer", "Answers/probabilities", "Mistakes/confusion_matrix",
@@ -74,7 +74,8 @@ def hidden_outputs(activation: str, bias: float = 0.0, scale: float = 1.0) -> np
     """The first hidden layer's outputs for 500 random inputs, its weights times ``scale`` and
     its biases set to ``bias``."""
     rng = np.random.default_rng(0)
-    model = scratch.mlp((20, 30, 10), activation, rng=rng, dtype=np.float64)
+    model = scratch.mlp((20, 30, 10), ACTIVATIONS[activation].scratch, rng=rng,
+                        dtype=np.float64)
     model[0].W[...] *= scale
     if bias:
         model[0].b[...] = bias
@@ -92,7 +93,8 @@ def hidden_outputs(activation: str, bias: float = 0.0, scale: float = 1.0) -> np
 def test_dead_and_saturated_units_on_constructed_layers(activation: str, bias: float,
                                                         scale: float, low: float,
                                                         high: float) -> None:
-    share = dead_fraction(hidden_outputs(activation, bias, scale), activation)
+    share = float(np.mean(ACTIVATIONS[activation].inactive(hidden_outputs(activation, bias,
+                                                                          scale))))
     assert low <= share <= high, f"{activation}: {share:.3f} dead, expected [{low}, {high}]"
 
 

@@ -11,14 +11,11 @@ from torch import nn
 
 import scratch
 from compare.harness import tolerance
+from compare.layers import LAYER_KINDS, LayerKind
 
 EXTREMES = np.array([[-1e4, -1e3, -50.0, -1.0, 0.0], [1.0, 50.0, 1e3, 1e4, -1e4]])
-TORCH_ACTIVATIONS = {
-    scratch.ReLU: nn.ReLU(),
-    scratch.Sigmoid: nn.Sigmoid(),
-    scratch.Tanh: nn.Tanh(),
-    scratch.Softmax: nn.Softmax(dim=-1),
-}
+ELEMENTWISE = [kind for kind in LAYER_KINDS if not kind.takes_dtype]
+"""The kinds with no arrays of their own: activations and Softmax."""
 
 
 def assert_close(actual: np.ndarray, expected: torch.Tensor, what: str) -> None:
@@ -29,13 +26,13 @@ def assert_close(actual: np.ndarray, expected: torch.Tensor, what: str) -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("layer_type", list(TORCH_ACTIVATIONS))
-def test_activation_at_extreme_inputs(layer_type: type, dtype: type) -> None:
+@pytest.mark.parametrize("kind", ELEMENTWISE, ids=lambda kind: kind.name)
+def test_activation_at_extreme_inputs(kind: LayerKind, dtype: type) -> None:
     """±1e4 gives no NaN, no inf, no overflow (underflow to 0 is the right answer), and matches
     torch forward and back."""
     x = EXTREMES.astype(dtype)
     upstream = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
-    layer = layer_type()
+    layer = kind.scratch_factory(kind.complete({}))()
     with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
         warnings.simplefilter("error")
         y = layer.forward(x).copy()
@@ -43,10 +40,10 @@ def test_activation_at_extreme_inputs(layer_type: type, dtype: type) -> None:
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(dx))
     assert y.dtype == dx.dtype == dtype
     xt = torch.from_numpy(x).requires_grad_()
-    yt = TORCH_ACTIVATIONS[layer_type](xt)
+    yt = kind.torch_like(layer)(xt)
     yt.backward(torch.from_numpy(upstream))
-    assert_close(y, yt, f"{layer_type.__name__} forward")
-    assert_close(dx, xt.grad, f"{layer_type.__name__} backward")
+    assert_close(y, yt, f"{kind.name} forward")
+    assert_close(dx, xt.grad, f"{kind.name} backward")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -82,8 +82,13 @@ def check_same_structure(scratch_model: scratch.Sequential, torch_model: nn.Sequ
     """Refuse networks that differ in length, layer kinds, settings, parameter names or shapes
     (naming the layer)."""
     if len(scratch_model) != len(torch_model):
-        raise WeightMismatchError(f"scratch network has {len(scratch_model)} layers, torch "
-                                  f"network has {len(torch_model)}")
+        longer, name = max((scratch_model, "scratch"), (torch_model, "torch"),
+                           key=lambda pair: len(pair[0]))
+        first = min(len(scratch_model), len(torch_model))
+        raise WeightMismatchError(
+            f"scratch network has {len(scratch_model)} layers, torch network has "
+            f"{len(torch_model)}: {name}'s layer {first} ({type(longer[first]).__name__}) has no "
+            "twin")
     for index, (scratch_layer, torch_layer) in enumerate(zip(scratch_model, torch_model,
                                                              strict=True)):
         kind = layer_kind(scratch_layer, index)

@@ -75,7 +75,11 @@ class LayerKind:
     def torch_class(self) -> type[nn.Module]:
         from torch import nn
 
-        return getattr(nn, self.torch)
+        found = getattr(nn, self.torch, None)
+        if not (isinstance(found, type) and issubclass(found, nn.Module)):
+            raise ValueError(f"the layer table's {self.name} names torch.nn.{self.torch}, which "
+                             "is not a torch.nn module class")
+        return found
 
     def complete(self, given: Mapping[str, object]) -> dict[str, float]:
         """Every setting of this kind: ``given`` checked, the defaults for the rest
