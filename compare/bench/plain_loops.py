@@ -95,23 +95,19 @@ def layer_activation(layer: scratch.Module) -> Activation:
     return forward, backward
 
 
-def activation_between(layers: list[scratch.Module]) -> Activation | None:
-    """The one activation between the Linear layers of ``layers`` (logits last), as an
-    :data:`Activation`; None for a single Linear layer. ValueError naming the layer where the
-    network is not ``Linear, act, Linear, ..., act, Linear`` with one kind of activation."""
+def hidden_activations(layers: list[scratch.Module]) -> list[Activation]:
+    """The activation after each Linear layer of ``layers`` but the last (the logits), as
+    :data:`Activation` s. ValueError naming the layer where the network is not ``Linear, act,
+    Linear, ..., act, Linear``."""
     kinds = [kind_of(layer) for layer in layers]
     for index, kind in enumerate(kinds):
-        if index % 2 == 0:
-            fits = kind is not None and kind.name == "linear"
-        else:
-            fits = kind is not None and kind.activation and kind is kinds[1]
+        fits = kind is not None and (kind.activation if index % 2 else kind.name == "linear")
         if not fits or (index == len(kinds) - 1 and index % 2):
-            raise ValueError(f"the yardstick needs Linear layers with one kind of activation "
-                             f"between them, logits last; layer {index} "
+            raise ValueError(f"the yardstick needs Linear layers with an activation between "
+                             f"them, logits last; layer {index} "
                              f"({type(layers[index]).__name__}) does not fit")
-    if len(layers) == 1:
-        return None
-    return INLINE_ACTIVATIONS.get(kinds[1].name) or layer_activation(layers[1])
+    return [INLINE_ACTIVATIONS.get(kinds[index].name) or layer_activation(layers[index])
+            for index in range(1, len(layers), 2)]
 
 
 def flatten_parameters(params: list[scratch.Parameter]) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +135,7 @@ class NumpyPlainLoop:
     def __init__(self, backend: ScratchBackend, loader: ScratchLoader, lr: float) -> None:
         layers = list(backend.logits_model)
         self.linears = layers[::2]
-        self.activation = activation_between(layers)
+        self.activations = hidden_activations(layers)
         self.values, self.grads = flatten_parameters(backend.model.parameters())
         self.update = np.zeros_like(self.values)
         self.train_x, self.train_y, self.lr = loader.x, loader.y, lr
@@ -176,13 +172,12 @@ class NumpyPlainLoop:
             self.values -= self.update
 
     def _forward(self, outputs: list[np.ndarray]) -> None:
-        forward, last = self.activation[0] if self.activation else None, len(self.linears) - 1
         for i, linear in enumerate(self.linears):
             h = outputs[i + 1]
             np.matmul(outputs[i], linear.W, out=h)
             h += linear.b
-            if i < last:
-                forward(h)
+            if i < len(self.activations):
+                self.activations[i][0](h)
 
     @staticmethod
     def _loss_and_grad(z: np.ndarray, loss_buffers: list[np.ndarray]) -> float:
@@ -202,7 +197,6 @@ class NumpyPlainLoop:
 
     def _backward(self, outputs: list[np.ndarray], grads: list[np.ndarray],
                   works: list[np.ndarray], ones: np.ndarray) -> None:
-        backward = self.activation[1] if self.activation else None
         grad = outputs[-1]
         for i in range(len(self.linears) - 1, -1, -1):
             linear = self.linears[i]
@@ -210,7 +204,7 @@ class NumpyPlainLoop:
             np.matmul(ones, grad, out=linear.db)
             if i:
                 np.matmul(grad, linear.W.T, out=grads[i])
-                backward(outputs[i], grads[i], works[i])
+                self.activations[i - 1][1](outputs[i], grads[i], works[i])
                 grad = grads[i]
 
 
