@@ -1,6 +1,6 @@
 """A multilayer perceptron written from scratch in NumPy (this package never imports torch)."""
 
-from scratch.layers import Identity, Linear, ReLU, Sigmoid, Softmax, Tanh
+from scratch.layers import Identity, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
 from scratch.losses import CrossEntropyLoss, MSELoss
 from scratch.module import Module, Parameter
 from scratch.neuron import Neuron, NeuronLayer
@@ -12,6 +12,7 @@ __all__ = [
     "Adam",
     "CrossEntropyLoss",
     "Identity",
+    "LeakyReLU",
     "Linear",
     "MSELoss",
     "Module",

@@ -104,6 +104,25 @@ class ReLU(Module):
         return grad_out * self.passes
 
 
+class LeakyReLU(Module):
+    """``y = x`` where x > 0, else ``negative_slope · x``: a ReLU whose gate leaks, so a unit that
+    is never active still passes some gradient. Backward: ``dx = dy`` where x > 0, else
+    ``negative_slope · dy``."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        self.negative_slope = negative_slope
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.passes = x > 0
+        return np.where(self.passes, x, x * self.negative_slope)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return np.where(self.passes, grad_out, grad_out * self.negative_slope)
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU(negative_slope={self.negative_slope})"
+
+
 class Sigmoid(Module):
     """``y = 1 / (1 + exp(-x))``; backward ``dx = dy · y · (1 - y)``.
 

@@ -131,6 +131,10 @@ LAYER_KINDS: tuple[LayerKind, ...] = (
               inactive=saturated_between(0.0, 1.0)),
     LayerKind("tanh", scratch.Tanh, "Tanh", activation=True,
               inactive=saturated_between(-1.0, 1.0)),
+    LayerKind("leaky_relu", scratch.LeakyReLU, "LeakyReLU", activation=True,
+              inactive=never_positive,
+              settings=(Setting("negative_slope", 0.01, 0.0, 1.0,
+                                "the slope of a leaky ReLU for inputs below 0"),)),
     LayerKind("none", scratch.Identity, "Identity", activation=True),
     LayerKind("softmax", scratch.Softmax, "Softmax", arguments=("dim",)),
 )
