@@ -27,9 +27,7 @@ class CrossEntropyLoss:
         log_prob = shifted - log_sum_exp  # log softmax, (N, C)
         rows = np.arange(n)
         self._log_prob, self._rows, self._target = log_prob, rows, target
-        # the mean as sum / n: the same float (ndarray.mean divides the same sum by n) without
-        # mean's Python overhead: 1 µs instead of 6.5, measured on 32 float32 values
-        return float(-log_prob[rows, target].sum() / n)
+        return float(-log_prob[rows, target].mean())
 
     def backward(self) -> np.ndarray:
         """dL/dlogits, shape (N, C)."""
