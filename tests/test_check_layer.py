@@ -165,10 +165,11 @@ def prelu_of_shape(readme: dict, shape: tuple[int, ...]) -> scratch.Module:
 
 
 @pytest.mark.parametrize(("make", "x", "says"), [
-    (lambda r: (r["PReLU"](), nn.PReLU()), np.zeros((0, 5)), "nothing to compare"),
-    (lambda r: (r["PReLU"](), nn.PReLU()), np.zeros((4, 0)), "nothing to compare"),
-    (lambda r: (scratch.Sequential(), nn.Sequential()), batch((4, 5)), "nothing to compare"),
-    (lambda r: (Empty(), nn.Identity()), batch((4, 5)), "nothing to compare"),
+    (lambda r: (r["PReLU"](), nn.PReLU()), np.zeros((0, 5)), "nothing to compare: x has"),
+    (lambda r: (r["PReLU"](), nn.PReLU()), np.zeros((4, 0)), "nothing to compare: x has"),
+    (lambda r: (scratch.Sequential(), nn.Sequential()), batch((4, 5)),
+     "nothing to compare: both Sequentials are empty"),
+    (lambda r: (Empty(), nn.Identity()), batch((4, 5)), "nothing to compare: the output"),
     (lambda r: (r["PReLU"](), nn.PReLU()), np.arange(10).reshape(2, 5), "float32 or float64"),
     (lambda r: (r["PReLU"](), nn.PReLU()), np.full((2, 5), np.nan), "NaN"),
     (lambda r: (Slope(), nn.PReLU()), batch((4, 5)), "['slope'], torch ['weight']"),
