@@ -1,4 +1,5 @@
-"""``compare parity``: forward outputs and gradients of the twins, layer by layer."""
+"""``compare parity``: forward outputs and gradients of the twins, layer by layer, and finite
+differences on scratch's."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ def run(args: argparse.Namespace) -> int:
     from compare.memory import check_fits
 
     arch = architecture(args)
-    check_fits(arch, itemsize=parse_dtype(args.dtype)().itemsize, batch_size=args.batch_size,
-               networks=2, arrays_per_parameter=2, what="comparing both twins")
+    itemsize = parse_dtype(args.dtype)().itemsize
+    # both twins, and the finite differences' float64 copy of scratch (in units of itemsize)
+    check_fits(arch, itemsize=itemsize, batch_size=args.batch_size, networks=2 + 8 // itemsize,
+               arrays_per_parameter=2, what="comparing both twins")
     report = run_parity(arch, dtype=args.dtype, batch_size=args.batch_size, seed=args.seed)
     print(strict_json(report.to_json()) if args.json else report.table())
     return 0 if report.ok else 1

@@ -1,78 +1,100 @@
-"""A third opinion on scratch's gradients: central differences (f(θ+h) - f(θ-h)) / 2h in float64.
+"""A third opinion on scratch's gradients: central differences in float64, at any width.
 
-The network is kept small and shallow (at most two hidden layers, widths capped at 5) because
-finite differences measure a gradient only to about eps·|f|/h ≈ 1e-10 absolute: in a deep sigmoid
-stack the first layer's gradient is itself near that size, and the comparison would measure
-rounding, not the gradient.
+For one tensor θ (an input, a parameter) it measures the derivative of a loss L two ways:
+
+- at a random sample of entries: ``(L(θ + h·e_i) - L(θ - h·e_i)) / 2h`` against ``dL/dθ_i``;
+- along one random unit direction v, as ``torch.autograd.gradcheck``'s fast mode does:
+  ``(L(θ + h·v) - L(θ - h·v)) / 2h`` against ``⟨dL/dθ, v⟩``. Every entry of θ moves, so a wrong
+  entry i of dL/dθ, off by δ, moves the projection by δ·v_i: no entry of a wide layer can hide.
+
+Each costs two evaluations of L, so the cost does not grow with the width of θ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 import scratch
-from compare.harness import tolerance
-from compare.harness.arch import Architecture
-from compare.harness.parity import Row, make_row
+
+STEP = 1e-6
+"""h: small enough that a ReLU kink is rarely within reach, large enough that rounding stays
+below the tolerance's floor (see :func:`compare.harness.tolerance.finite_differences`)."""
+SAMPLES = 16
+"""Entries measured one at a time per tensor (all of them when it has fewer)."""
 
 Loss = Callable[[], float]
 
 
-def small_version(arch: Architecture) -> Architecture:
-    """The same activation with at most two hidden layers and every width capped at 5."""
-    hidden = arch.widths[1:-1][:2]
-    return Architecture(tuple(min(w, 5) for w in (arch.widths[0], *hidden, arch.widths[-1])),
-                        arch.activation)
+@dataclass(frozen=True)
+class Opinion:
+    """What central differences make of one tensor's gradient, beside the analytic gradient."""
+
+    indices: list[tuple[int, ...]]
+    """The sampled entries of θ."""
+    analytic: np.ndarray
+    """dL/dθ at those entries, (samples,)."""
+    numeric: np.ndarray
+    """Their central differences, (samples,)."""
+    projected: float
+    """⟨dL/dθ, v⟩ for the random unit direction v."""
+    directional: float
+    """(L(θ + h·v) - L(θ - h·v)) / 2h."""
 
 
-def central_differences(loss: Loss, values: np.ndarray, step: float) -> np.ndarray:
-    """d loss / d values, one element at a time; ``values`` is perturbed in place and restored."""
-    numeric = np.zeros_like(values)
-    for idx in np.ndindex(values.shape):
-        original = values[idx]
-        values[idx] = original + step
-        above = loss()
-        values[idx] = original - step
-        below = loss()
-        values[idx] = original
-        numeric[idx] = (above - below) / (2 * step)
-    return numeric
+def opinion(loss: Loss, values: np.ndarray, gradient: np.ndarray, rng: np.random.Generator
+            ) -> Opinion:
+    """Central differences of ``loss`` in ``values`` (θ, any shape; perturbed in place and
+    restored bit for bit) against ``gradient`` (dL/dθ, θ's shape)."""
+    count = min(SAMPLES, values.size)
+    flat = np.sort(rng.choice(values.size, size=count, replace=False))
+    indices = [tuple(int(i) for i in np.unravel_index(f, values.shape)) for f in flat]
+    direction = rng.standard_normal(values.shape)
+    direction /= np.linalg.norm(direction)
+    numeric = np.array([directional(loss, values, one_hot(values.shape, index))
+                        for index in indices])
+    return Opinion(indices, np.array([gradient[index] for index in indices]), numeric,
+                   float(np.sum(gradient * direction)), directional(loss, values, direction))
 
 
-def _losses(model: scratch.Sequential, x: np.ndarray, upstream: np.ndarray, target: np.ndarray
-            ) -> dict[str, tuple[Loss, Callable[[], np.ndarray]]]:
-    """Per section: (the loss of the current weights, its gradient dL/d(output) after a call)."""
-    cross_entropy = scratch.CrossEntropyLoss()
-    return {
-        "grad(upstream)": (lambda: float(np.sum(upstream * model.forward(x))), lambda: upstream),
-        "grad(cross-entropy)": (lambda: cross_entropy.forward(model[:-1].forward(x), target),
-                                cross_entropy.backward),
-    }
+def one_hot(shape: tuple[int, ...], index: tuple[int, ...]) -> np.ndarray:
+    unit = np.zeros(shape)
+    unit[index] = 1.0
+    return unit
 
 
-def finite_difference_rows(arch: Architecture, *, seed: int, batch_size: int = 3,
-                           step: float = 1e-5) -> list[Row]:
-    """Scratch's dW, db and dX against central differences, on :func:`small_version` of ``arch``,
-    for a random upstream gradient and for cross-entropy."""
-    model = small_version(arch).build_scratch(seed=seed, dtype="float64")
-    rng = np.random.default_rng([seed, 3])
-    x = rng.standard_normal((batch_size, model[0].in_features))
-    upstream = rng.standard_normal((batch_size, model[-2].out_features))
-    target = rng.integers(0, upstream.shape[1], size=batch_size)
-    rows = []
-    for name, (loss, output_grad) in _losses(model, x, upstream, target).items():
-        loss()
-        depth = len(model) if name == "grad(upstream)" else len(model) - 1
-        dx = model[:depth].backward(output_grad())
-        checked = [(index, layer, tensor, values, grad)
-                   for index, layer in enumerate(model) if isinstance(layer, scratch.Linear)
-                   for tensor, values, grad in [("dW", layer.W, layer.dW),
-                                                ("db", layer.b, layer.db)]]
-        checked.insert(2, (0, model[0], "dX", x, dx))  # after layer 0's dW and db
-        for index, layer, tensor, values, analytic in checked:
-            numeric = central_differences(loss, values, step)
-            rows.append(make_row(f"finite-diff {name}", index, layer, tensor, analytic, numeric,
-                                 tolerance.FINITE_DIFFERENCES))
-    return rows
+def directional(loss: Loss, values: np.ndarray, direction: np.ndarray) -> float:
+    """``(L(θ + h·v) - L(θ - h·v)) / 2h`` for θ = ``values`` and v = ``direction``."""
+    original = values.copy()
+    np.copyto(values, original + STEP * direction)
+    above = loss()
+    np.copyto(values, original - STEP * direction)
+    below = loss()
+    np.copyto(values, original)
+    return (above - below) / (2 * STEP)
+
+
+def float64_copy(layers: list[scratch.Module]) -> list[scratch.Module]:
+    """Deep copies of ``layers`` whose parameters and floating-point buffers are float64."""
+    copies = copy.deepcopy(layers)
+    for layer in copies:
+        for module in modules(layer):
+            for value in vars(module).values():
+                if isinstance(value, scratch.Parameter):
+                    value.value = value.value.astype(np.float64)
+                    value.grad = np.zeros_like(value.value)
+            for name in module.buffer_names:
+                buffer = getattr(module, name)
+                if np.issubdtype(buffer.dtype, np.floating):
+                    setattr(module, name, buffer.astype(np.float64))
+    return copies
+
+
+def modules(module: scratch.Module) -> Iterator[scratch.Module]:
+    """``module`` and every module inside it."""
+    yield module
+    for _, child in module.named_children():
+        yield from modules(child)

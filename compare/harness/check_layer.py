@@ -1,0 +1,307 @@
+"""Check any pair of layers: a scratch layer against a torch module, forward and backward.
+
+:func:`check_layer` copies the scratch layer's parameters into a copy of the torch module, runs a
+batch through both, and compares, row by row, the output Y, the gradient of every parameter and
+dL/dx for the loss ``L = Σ upstream ⊙ Y``; a third opinion, central differences in float64
+(:mod:`compare.harness.finite_differences`), checks scratch's gradients on their own. A pair of
+Sequentials is compared layer by layer. ``compare parity`` runs the same code on the twins.
+
+Rows and the report: :mod:`compare.harness.report`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
+from torch import nn
+
+import scratch
+from compare.harness import finite_differences, tolerance
+from compare.harness.report import LayerCheckError, LayerReport, Row, make_row
+from compare.harness.twins import (
+    WeightMismatchError,
+    arrays,
+    check_same_layer,
+    load_torch_state_dict,
+)
+from compare.layers import LayerKind, kind_of
+
+
+class Loss(Protocol):
+    """A scalar loss of a network's output Y, as both twins compute it."""
+
+    section: str
+
+    def scratch(self, output: np.ndarray) -> tuple[float, np.ndarray]:
+        """(L, dL/dY) for Y = ``output``, in its dtype."""
+
+    def torch(self, output: torch.Tensor) -> torch.Tensor:
+        """L, a scalar autograd can differentiate."""
+
+
+@dataclass(frozen=True)
+class UpstreamLoss:
+    """``L = Σ upstream ⊙ Y``: dL/dY is ``upstream`` itself, so any gradient can be handed to a
+    backward pass (a plain ``Y.sum()`` would give Softmax a zero gradient and prove nothing)."""
+
+    upstream: np.ndarray
+    section: str = "grad(upstream)"
+
+    def scratch(self, output: np.ndarray) -> tuple[float, np.ndarray]:
+        upstream = self.upstream.astype(output.dtype, copy=False)
+        return float(np.sum(upstream * output)), upstream
+
+    def torch(self, output: torch.Tensor) -> torch.Tensor:
+        return (output * torch.from_numpy(self.upstream)).sum()
+
+
+@dataclass(frozen=True)
+class CrossEntropy:
+    """Cross-entropy of logits Y (N, classes) for class indices ``target`` (N,), as training."""
+
+    target: np.ndarray
+    section: str = "grad(cross-entropy)"
+
+    def scratch(self, output: np.ndarray) -> tuple[float, np.ndarray]:
+        loss = scratch.CrossEntropyLoss()
+        value = loss.forward(output, self.target)
+        return value, loss.backward()
+
+    def torch(self, output: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output, torch.from_numpy(self.target))
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One layer of each twin holding the same parameters; ``label`` names it in the rows."""
+
+    label: str
+    kind: LayerKind
+    scratch: scratch.Module
+    torch: nn.Module
+
+    def tensor(self, name: str) -> str:
+        """How rows name parameter ``name``'s gradient: ``weight`` -> ``dW``."""
+        return "d" + self.kind.symbol(name)
+
+
+def layer_pairs(scratch_layer: scratch.Module, torch_module: nn.Module, dtype: np.dtype
+                ) -> list[Pair]:
+    """The layers to compare: a pair, or each layer of a pair of Sequentials. The torch side is
+    a copy of ``torch_module`` cast to ``dtype`` (the caller's is left alone) that holds the
+    scratch parameters (LayerCheckError when they do not correspond)."""
+    if not isinstance(scratch_layer, scratch.Module) or not isinstance(torch_module, nn.Module):
+        raise LayerCheckError(f"need a scratch.Module and a torch.nn.Module, got "
+                              f"{type(scratch_layer).__name__} and {type(torch_module).__name__}")
+    torch_copy = copy.deepcopy(torch_module).to("cpu", getattr(torch, np.dtype(dtype).name))
+    if isinstance(scratch_layer, scratch.Sequential) and isinstance(torch_copy, nn.Sequential):
+        if len(scratch_layer) != len(torch_copy):
+            raise LayerCheckError(f"the scratch Sequential has {len(scratch_layer)} layers, the "
+                                  f"torch one {len(torch_copy)}")
+        if not len(scratch_layer):
+            raise LayerCheckError("nothing to compare: both Sequentials are empty")
+        return [pair_of(f"{index} {type(mine).__name__}", mine, theirs, dtype)
+                for index, (mine, theirs) in enumerate(zip(scratch_layer, torch_copy,
+                                                           strict=True))]
+    return [pair_of(type(scratch_layer).__name__, scratch_layer, torch_copy, dtype)]
+
+
+def pair_of(label: str, mine: scratch.Module, theirs: nn.Module, dtype: np.dtype) -> Pair:
+    """The pair, ``theirs`` now holding ``mine``'s parameters and buffers (by name, in
+    PyTorch's layout)."""
+    kind = kind_of(mine)
+    if kind is None:  # a layer the table lacks: no settings, nothing transposed
+        kind = LayerKind(type(mine).__name__, type(mine), type(theirs).__name__)
+    elif kind_of(theirs) is not kind:
+        raise LayerCheckError(f"{label}: scratch {type(mine).__name__} pairs with torch.nn."
+                              f"{kind.torch}, not with {type(theirs).__name__}")
+    try:
+        check_same_layer(label, kind, mine, theirs)
+    except WeightMismatchError as error:
+        raise LayerCheckError(str(error)) from None
+    check_parameters(label, mine, theirs, dtype)
+    load_torch_state_dict(theirs, {name: kind.torch_layout(name, array)
+                                   for name, array in arrays(mine)})
+    return Pair(label, kind, mine, theirs)
+
+
+def check_parameters(label: str, mine: scratch.Module, theirs: nn.Module, dtype: np.dtype
+                     ) -> None:
+    """The same parameter names on both sides, none empty, scratch's of ``dtype``."""
+    names = [name for name, _ in mine.named_parameters()]
+    torch_names = [name for name, _ in theirs.named_parameters()]
+    if sorted(names) != sorted(torch_names):
+        raise LayerCheckError(f"{label}: scratch parameters {sorted(names) or 'none'}, torch "
+                              f"parameters {sorted(torch_names) or 'none'}")
+    for name, parameter in mine.named_parameters():
+        if parameter.value.size == 0:
+            raise LayerCheckError(f"{label}: parameter {name} has no entries to compare")
+        if parameter.value.dtype != dtype:
+            raise LayerCheckError(f"{label}: parameter {name} is {parameter.value.dtype}, x is "
+                                  f"{np.dtype(dtype)}; build the layer in x's dtype")
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One twin's forward and backward pass, per layer: its output Y, dL/d(its input), and its
+    parameters' gradients by name (PyTorch's layout)."""
+
+    outputs: list[np.ndarray]
+    input_grads: list[np.ndarray]
+    grads: list[dict[str, np.ndarray]]
+
+
+def run_scratch(pairs: list[Pair], x: np.ndarray) -> list[np.ndarray]:
+    """The scratch layers' outputs for ``x``, first layer first."""
+    outputs = []
+    for pair in pairs:
+        x = pair.scratch.forward(x)
+        outputs.append(x)
+    return outputs
+
+
+def scratch_pass(pairs: list[Pair], x: np.ndarray, loss: Loss) -> Pass:
+    outputs = run_scratch(pairs, x)
+    grad = loss.scratch(outputs[-1])[1]
+    input_grads = []
+    for pair in reversed(pairs):
+        grad = pair.scratch.backward(grad)
+        input_grads.insert(0, grad)
+    grads = [{name: pair.kind.torch_layout(name, p.grad).copy()
+              for name, p in pair.scratch.named_parameters()} for pair in pairs]
+    return Pass(outputs, input_grads, grads)
+
+
+def torch_pass(pairs: list[Pair], x: np.ndarray, loss: Loss) -> Pass:
+    h = torch.from_numpy(x.copy()).requires_grad_()
+    inputs, outputs = [], []
+    for pair in pairs:
+        pair.torch.zero_grad(set_to_none=True)
+        inputs.append(h)
+        h = pair.torch(h)
+        h.retain_grad()
+        outputs.append(h)
+    loss.torch(h).backward()
+    grads = [{name: grad_of(p) for name, p in pair.torch.named_parameters()} for pair in pairs]
+    return Pass([y.detach().numpy() for y in outputs], [grad_of(h) for h in inputs], grads)
+
+
+def grad_of(tensor: torch.Tensor) -> np.ndarray:
+    """``tensor.grad`` as an array; zeros where autograd left none (L does not depend on it)."""
+    if tensor.grad is None:
+        return np.zeros(tuple(tensor.shape), dtype=str(tensor.dtype).removeprefix("torch."))
+    return tensor.grad.detach().numpy()
+
+
+def twin_rows(pairs: list[Pair], x: np.ndarray, loss: Loss, *, forward: bool = False
+              ) -> list[Row]:
+    """Scratch against torch for input ``x`` (N, ...) and ``loss``: each layer's Y (with
+    ``forward``), then each layer's parameter gradients and dX, to ``x``'s dtype's tolerance."""
+    tol = tolerance.for_dtype(x.dtype)
+    mine, theirs = scratch_pass(pairs, x, loss), torch_pass(pairs, x, loss)
+    rows = [make_row("forward", pair.label, "Y", a, b, tol)
+            for pair, a, b in zip(pairs, mine.outputs, theirs.outputs, strict=True)
+            ] if forward else []
+    for index, pair in enumerate(pairs):
+        rows += [make_row(loss.section, pair.label, pair.tensor(name), grad,
+                          theirs.grads[index][name], tol)
+                 for name, grad in mine.grads[index].items()]
+        rows.append(make_row(loss.section, pair.label, "dX", mine.input_grads[index],
+                             theirs.input_grads[index], tol))
+    return rows
+
+
+def finite_difference_rows(pairs: list[Pair], x: np.ndarray, loss: Loss, seed: int
+                           ) -> tuple[list[Row], float]:
+    """Scratch's gradients, on a float64 copy of its layers, against central differences of
+    ``loss``: every parameter's and the input's (a sample of entries, and a projection); the
+    rows and the tolerance's absolute floor."""
+    copies = [replace(pair, scratch=layer) for pair, layer in
+              zip(pairs, finite_differences.float64_copy([p.scratch for p in pairs]), strict=True)]
+    x = x.astype(np.float64)
+    analytic = scratch_pass(copies, x, loss)
+    value, output_grad = loss.scratch(analytic.outputs[-1])
+    tol = tolerance.finite_differences(
+        abs(value) + float(np.sum(np.abs(analytic.outputs[-1] * output_grad))),
+        finite_differences.STEP)
+    rng = np.random.default_rng([seed, 3])
+    section = f"finite-diff {loss.section}"
+
+    def evaluate() -> float:
+        return loss.scratch(run_scratch(copies, x)[-1])[0]
+
+    rows = []
+    for index, pair in enumerate(copies):
+        for name, p in pair.scratch.named_parameters():
+            found = finite_differences.opinion(evaluate, pair.kind.torch_layout(name, p.value),
+                                               analytic.grads[index][name], rng)
+            rows += opinion_rows(section, pair.label, pair.tensor(name), found, tol)
+        if index == 0:
+            found = finite_differences.opinion(evaluate, x, analytic.input_grads[0], rng)
+            rows += opinion_rows(section, pair.label, "dX", found, tol)
+    return rows, tol.atol
+
+
+def opinion_rows(section: str, layer: str, tensor: str, found: finite_differences.Opinion,
+                 tol: tolerance.Tolerance) -> list[Row]:
+    """Two rows: the sampled entries (naming the worst by its index in the tensor), and the
+    projection ``tensor·v``."""
+    sampled = make_row(section, layer, tensor, found.analytic, found.numeric, tol)
+    return [replace(sampled, worst=found.indices[sampled.worst[0]]),
+            make_row(section, layer, f"{tensor}·v", np.array(found.projected),
+                     np.array(found.directional), tol)]
+
+
+def check_layer(scratch_layer: scratch.Module, torch_module: nn.Module, x: np.ndarray,
+                upstream: np.ndarray | None = None, *, seed: int = 0) -> LayerReport:
+    """Compare a scratch layer with a torch module on the batch ``x`` (N, ..., float32 or
+    float64): output Y, dL/dx and every parameter's gradient for ``L = Σ upstream ⊙ Y``, to the
+    dtype's tolerance, then scratch's gradients against central differences in float64.
+
+    ``upstream`` (Y's shape) defaults to a standard normal draw from ``seed``, which also picks
+    the finite differences' entries and directions. The torch module is used as a copy, cast to
+    x's dtype, holding the scratch layer's parameters: copied by name, through the layer table's
+    transposes where the scratch layer's kind is in the table. A pair of Sequentials is compared
+    layer by layer. LayerCheckError when there is nothing to compare or the parameters do not
+    correspond.
+    """
+    dtype = check_input(x)
+    pairs = layer_pairs(scratch_layer, torch_module, dtype)
+    output = run_scratch(pairs, x)[-1]
+    loss = UpstreamLoss(upstream_for(output, upstream, seed).astype(dtype))
+    rows = twin_rows(pairs, x, loss, forward=True)
+    finite_difference, floor = finite_difference_rows(pairs, x, loss, seed)
+    title = (f"check_layer scratch {type(scratch_layer).__name__} vs torch "
+             f"{type(torch_module).__name__}, {dtype.name}, x {x.shape}, seed {seed}")
+    return LayerReport(title, dtype.name, rows + finite_difference,
+                       {f"finite-diff {loss.section}": floor})
+
+
+def check_input(x: object) -> np.dtype:
+    """x's dtype (LayerCheckError unless a non-empty, finite float32 or float64 array)."""
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
+        raise LayerCheckError(f"x must be a float32 or float64 NumPy array, got "
+                              f"{getattr(x, 'dtype', type(x).__name__)}")
+    if x.size == 0:
+        raise LayerCheckError(f"nothing to compare: x has shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise LayerCheckError("x holds NaN or infinity")
+    return x.dtype
+
+
+def upstream_for(output: np.ndarray, upstream: np.ndarray | None, seed: int) -> np.ndarray:
+    """dL/dY: ``upstream`` checked against the output Y, or a standard normal draw."""
+    if output.size == 0:
+        raise LayerCheckError(f"nothing to compare: the output has shape {output.shape}")
+    if upstream is None:
+        upstream = np.random.default_rng([seed, 1]).standard_normal(output.shape)
+    upstream = np.asarray(upstream)
+    if upstream.shape != output.shape or not np.all(np.isfinite(upstream)):
+        raise LayerCheckError(f"upstream must be finite and of the output's shape {output.shape},"
+                              f" got {upstream.shape}")
+    return upstream
