@@ -46,7 +46,8 @@ class ParityReport(LayerReport):
     def to_json(self) -> dict:
         return {
             "ok": self.ok, "max_rel_error": self.max_rel_error, "arch": self.arch.spec,
-            "activation": self.arch.activation, "dtype": self.dtype,
+            "activation": self.arch.activation,
+            "activation_settings": self.arch.settings, "dtype": self.dtype,
             "batch_size": self.batch_size, "seed": self.seed, "tolerance": self.tolerance_text,
             "finite_difference_tolerance": tolerance.FINITE_DIFFERENCES.name,
             "finite_difference_floors": self.floors,
@@ -83,6 +84,6 @@ def run_parity(arch: Architecture, *, dtype: str = "float64", batch_size: int = 
         finite_difference, floors[f"finite-diff {loss.section}"] = finite_difference_rows(
             layers, x, loss, seed)
         rows += finite_difference
-    title = f"parity {arch.spec} {arch.activation}, {dtype}, batch {batch_size}, seed {seed}"
+    title = f"parity {arch.spec} {arch.activation_label}, {dtype}, batch {batch_size}, seed {seed}"
     return ParityReport(title=title, dtype=dtype, rows=rows, floors=floors, arch=arch,
                         batch_size=batch_size, seed=seed)

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from compare.errors import UserError
 from compare.harness import tolerance
 
 
-class LayerCheckError(ValueError):
+class LayerCheckError(UserError, ValueError):
     """The pair cannot be compared: nothing to compare, or parameters that do not correspond;
     the message names the layer and the parameter."""
 
