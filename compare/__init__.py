@@ -1,21 +1,86 @@
 """The harness that knows both twins: weight copying, parity checks, training, TensorBoard, CLI.
 
-``compare.check_layer`` checks any scratch layer against a torch module (importing torch when
-first used, so that ``import compare`` does not)."""
+What a script needs, as ``compare.NAME``::
+
+    data = compare.load_data("mnist-sample")         # Splits: train_x (N, 784), train_y (N,)...
+    model, twin = compare.build_twins("784-128-10")  # scratch and torch, identical weights
+    print(compare.check_parity("784-128-10").table())
+    compare.check_layer(scratch_layer, torch_module, x)
+    compare.fit(...)                                  # both twins trained, side by side
+
+Each name is imported when first used, so ``import compare`` imports neither torch nor the rest
+of the harness. A bad argument raises a :class:`UserError` with the one-line message the command
+line prints.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from compare.harness.check_layer import LayerCheckError, LayerReport, check_layer
+    from compare.api import ArgumentError, Twins, build_twins, check_parity, load_data
+    from compare.data import Splits
+    from compare.errors import CheckError, UserError
+    from compare.harness.arch import Architecture
+    from compare.harness.check_layer import check_layer
+    from compare.harness.parity import ParityReport
+    from compare.harness.report import LayerCheckError, LayerReport
+    from compare.training.fit import fit
 
-__all__ = ["LayerCheckError", "LayerReport", "check_layer"]
+EXPORTS: dict[str, str] = {
+    "load_data": "compare.api",
+    "build_twins": "compare.api",
+    "check_parity": "compare.api",
+    "check_layer": "compare.harness.check_layer",
+    "fit": "compare.training.fit",
+    "Architecture": "compare.harness.arch",
+    "Splits": "compare.data",
+    "Twins": "compare.api",
+    "ParityReport": "compare.harness.parity",
+    "LayerReport": "compare.harness.report",
+    "UserError": "compare.errors",
+    "ArgumentError": "compare.api",
+    "CheckError": "compare.errors",
+    "LayerCheckError": "compare.harness.report",
+}
+"""Each name of ``__all__`` -> the module that defines it."""
+
+__all__ = [
+    "Architecture",
+    "ArgumentError",
+    "CheckError",
+    "LayerCheckError",
+    "LayerReport",
+    "ParityReport",
+    "Splits",
+    "Twins",
+    "UserError",
+    "build_twins",
+    "check_layer",
+    "check_parity",
+    "fit",
+    "load_data",
+]
 
 
 def __getattr__(name: str) -> object:
-    if name in __all__:
-        from compare.harness import check_layer
+    """``compare.NAME`` for a name of :data:`EXPORTS`, imported on first use; AttributeError
+    for any other name, and for one whose module this version does not have yet."""
+    module_name = EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'compare' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        raise AttributeError(f"compare.{name} is not in this version of compare (it needs "
+                             f"{module_name}, which is not here yet)") from None
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
 
-        return getattr(check_layer, name)
-    raise AttributeError(f"module 'compare' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *EXPORTS})
