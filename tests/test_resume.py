@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from compare import cli
-from compare.harness import lockstep
 from compare.harness.twins import StateDict
 from compare.training import checkpoint, loop
 from compare.training.scratch_backend import ScratchBackend
@@ -101,7 +100,6 @@ def test_ctrl_c_mid_epoch_then_resume_is_exact(data_dir: Path, tmp_path: Path, s
     assert train(data_dir, tmp_path / "straight", *flags, capsys=capsys)[0] == 0
     with monkeypatch.context() as patch:
         patch.setattr(loop, "StopRequest", StopAfterSteps)
-        patch.setattr(lockstep, "StopRequest", StopAfterSteps)
         count_steps(patch, stop_after)
         status, results, err = train(data_dir, tmp_path / "resumed", *flags, capsys=capsys)
     assert status == 130 and results == [], err
