@@ -50,13 +50,14 @@ class Outcome:
     seconds: float = 0.0
 
 
-def sgd_config(context: LessonContext, hidden: tuple[int, ...], activation: str, *,
-               epochs: int, lr: float, dtype: str, batch_size: int = 64) -> TrainConfig:
+def sgd_config(context: LessonContext, hidden: tuple[int, ...], activation: str, *, lr: float,
+               **settings: int | str) -> TrainConfig:
     """The network ``inputs-hidden...-10`` with ``activation``, plain SGD at ``lr``, the
-    context's seed, on the CPU."""
+    context's seed, on the CPU; ``settings`` are the others of :class:`TrainConfig` (epochs,
+    dtype, batch_size: 64 unless given)."""
     arch = Architecture((context.splits.train_x.shape[1], *hidden, NUM_CLASSES), activation)
-    return TrainConfig(arch, OptimizerSpec.create("sgd", lr), epochs, batch_size, context.seed,
-                       dtype, "cpu")
+    return TrainConfig(arch, OptimizerSpec.create("sgd", lr), seed=context.seed, device="cpu",
+                       **settings)
 
 
 def train_configuration(context: LessonContext, label: str, config: TrainConfig,

@@ -136,6 +136,7 @@ def run_epochs(run: Run, loop: StepLoop, start: Position) -> None:
     orders = EpochOrders(len(run.splits.train_y), config.seed, start.shuffle_state)
     position = start
     while position.epoch < config.epochs:
+        position = replace(position, shuffle_state=orders.state())  # None at the beginning
         order = orders.next()
         for twin in run.twins:
             twin.backend.lr = config.lr_at(position.epoch)
