@@ -78,21 +78,22 @@ def straight(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     return {mode: root / mode / "run" for mode in modes}
 
 
-@pytest.mark.parametrize(("module", "attribute", "call", "left", "is_left"), [
+@pytest.mark.parametrize("point", [
     # the epoch's scalars are flushed, its checkpoint (the 2nd save; the 1st is epoch 0's) is
     # not written: the resume trains the epoch again and logs none of its points twice
-    pytest.param(CHECKPOINTS, "CheckpointWriter.save", 2, None, False,
+    pytest.param((CHECKPOINTS, "CheckpointWriter.save", 2, None, False),
                  id="after-events-before-checkpoint"),
-    pytest.param(EVENTS, "TwinEvents.finish", 1, "*.summary", False, id="before-the-summary"),
-    pytest.param(SUMMARY, "publish_summary", 1, None, False, id="moving-the-summary-in"),
+    pytest.param((EVENTS, "TwinEvents.finish", 1, "*.summary", False), id="before-the-summary"),
+    pytest.param((SUMMARY, "publish_summary", 1, None, False), id="moving-the-summary-in"),
     # the 2nd rename is epoch 1's checkpoint replacing epoch 0's: the temporary file is whole
-    pytest.param("os", "replace", 2, ".checkpoint.npz.*.tmp", True, id="in-a-checkpoint-write"),
+    pytest.param(("os", "replace", 2, ".checkpoint.npz.*.tmp", True), id="in-a-checkpoint-write"),
 ])
 def test_a_scratch_run_killed_at_a_chosen_point_resumes_exactly(
-        data_dir: Path, tmp_path: Path, straight: dict[str, Path], module: str, attribute: str,
-        call: int, left: str | None, is_left: bool) -> None:
+        data_dir: Path, tmp_path: Path, straight: dict[str, Path],
+        point: tuple[str, str, int, str | None, bool]) -> None:
     """Killed before the ``call``-th call of ``module.attribute`` (``left``: files that the kill
     must have left, or not, in the twin's folder, to show it landed where meant)."""
+    module, attribute, call, left, is_left = point
     killed(module, attribute, call,
            train_args(data_dir, tmp_path, "--backend", "scratch", "--epochs", "2"))
     if left is not None:

@@ -52,7 +52,8 @@ class TwinEvents:
             self.writer.add_scalar("Loss/val", validation.loss, epoch)
             self.writer.add_scalar("Accuracy/val", validation.accuracy, epoch)
         self.writer.add_scalar("Time/epoch_seconds", record.seconds, epoch)
-        for name, norm in backend.grad_norms().items():
+        norms = backend.grad_norms()  # of the epoch's last step
+        for name, norm in norms.items():
             self.writer.add_scalar(f"GradNorm/{name}", norm, epoch)
         for name, weight in backend.state_dict().items():
             self.writer.add_histogram(f"Weights/{name}", weight, epoch)
@@ -61,7 +62,7 @@ class TwinEvents:
             steps = len(record.step_losses)
             first = Position(epoch - 1).global_step(steps) + 1
             recorded = recorded_steps(first, steps, self.every)
-            self.insight.steps(list(backend.grad_norms()), [first + i for i in recorded],
+            self.insight.steps(list(norms), [first + i for i in recorded],
                                record.step_losses[recorded], record.grad_norms)
             self.insight.epoch(backend, epoch, validation)
 

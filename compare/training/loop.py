@@ -42,8 +42,8 @@ from compare.training.threads import blas_thread_policy
 from compare.training.twin import Twin
 
 
-def quiet(line: str) -> None:
-    """A run's console lines, when nobody reads them."""
+def discard(line: str) -> None:
+    """Where a run's console lines go when nobody reads them."""
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Run:
     meta: dict = field(default_factory=dict)
     insight: bool = True
     lockstep: bool = False
-    log: Callable[[str], None] = quiet
+    log: Callable[[str], None] = discard
     show_progress: bool = False
 
     @property
@@ -96,15 +96,16 @@ class StepLoop:
         for twin in self.twins:
             twin.backend.start_epoch(steps - position.step, norm_steps)
             batches.append(twin.loader.batches(order, self.batch_size, position.step))
-        timed = len(self.twins) > 1  # alone, the clock is read around the epoch, not each step
+        alone = len(self.twins) == 1
+        clock = float if alone else time.perf_counter  # alone: float() is 0, the epoch is timed
         seconds = [0.0 for _ in self.twins]
         started, taken = time.perf_counter(), 0
         last = Position(position.epoch + 1).global_step(steps)
         for step in range(position.global_step(steps) + 1, last + 1):
             for index, twin in enumerate(self.twins):
-                began = time.perf_counter() if timed else started
+                began = clock()
                 twin.backend.train_step(*next(batches[index]))
-                seconds[index] += time.perf_counter() - began if timed else 0.0
+                seconds[index] += clock() - began
             taken += 1
             if bar is not None:
                 bar.update()
@@ -113,12 +114,12 @@ class StepLoop:
             if self.stop is not None and self.stop.requested:
                 break
         for index, twin in enumerate(self.twins):  # reading the losses waits for the device
-            began = time.perf_counter()
+            began = clock()
             twin.take_records()
-            seconds[index] += time.perf_counter() - began
-        for twin, spent in zip(self.twins, seconds if timed else [time.perf_counter() - started],
+            seconds[index] += clock() - began
+        for twin, spent in zip(self.twins, [time.perf_counter() - started] if alone else seconds,
                                strict=True):
-            twin.records = replace(twin.records, seconds=twin.records.seconds + spent)
+            twin.records.seconds += spent
         return taken
 
 
@@ -184,7 +185,9 @@ def open_folders(run: Run, start: Position, stack: ExitStack) -> None:
     """Each twin's checkpoint writer and events in ``<folder>/<twin>/`` (entered in ``stack``);
     a twin without a checkpoint saves one at ``start``; at the run's start, the untrained
     networks' events."""
-    for twin in run.twins if run.folder is not None else ():
+    if run.folder is None:
+        return
+    for twin in run.twins:
         folder = run.folder / twin.name
         folder.mkdir(exist_ok=True)
         twin.checkpoints = CheckpointWriter(folder, twin.backend.checkpoint_suffix, run.meta,
@@ -203,8 +206,8 @@ def finish(run: Run, twin: Twin) -> History:
     test = evaluate(twin.backend, run.splits.test_x, run.splits.test_y,
                     keep_outputs=run.draws_pictures)
     if not np.isfinite(test.loss):
-        kept = "" if twin.checkpoints is None else f"; the checkpoint is kept at " \
-            f"{twin.checkpoints.path}"
+        kept = ("" if twin.checkpoints is None else
+                f"; the checkpoint is kept at {twin.checkpoints.path}")
         raise TrainingError(f"{twin.name}: the test loss is {test.loss} after epoch "
                             f"{run.config.epochs}{kept}")
     if twin.events is not None:

@@ -60,8 +60,8 @@ class Twin:
 
     def take_records(self) -> None:
         """Add the steps the backend took since ``start_epoch`` (their losses, read back from
-        the device: on CUDA, the epoch's one synchronisation) to the epoch's records; their
-        seconds are the loop's to add."""
+        the device: on CUDA, the epoch's one synchronisation) to the epoch's records; the loop
+        adds their seconds."""
         self.records = self.records.extended(self.backend.step_losses(),
                                              self.backend.step_grad_norms(), 0.0)
 
