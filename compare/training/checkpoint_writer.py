@@ -25,7 +25,6 @@ class CheckpointWriter:
         self.path = folder / f"checkpoint{suffix}"
         self.previous = folder / f"checkpoint-previous{suffix}"
         self.meta, self.keep_previous = meta, keep_previous
-        self.saved: Position | None = None  # where the checkpoint on disk continues from
         for stale in folder.glob(".*.tmp"):  # half-written by a killed process
             stale.unlink()
 
@@ -44,4 +43,3 @@ class CheckpointWriter:
                             "train_loss": None if math.isnan(loss) else loss}
         backend.save_checkpoint(self.path, meta, {"losses": records.losses,
                                                   "grad_norms": records.grad_norms})
-        self.saved = position

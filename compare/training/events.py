@@ -14,9 +14,9 @@ from types import TracebackType
 from typing import Self
 
 from compare.data import Splits
-from compare.insight.log import InsightLog, log_every, recorded_steps
+from compare.insight.log import InsightLog, recorded_steps
 from compare.training.backend import Backend, Evaluation
-from compare.training.config import Position, TrainConfig, steps_per_epoch
+from compare.training.config import Position, TrainConfig
 from compare.training.history import EpochRecord
 from compare.training.summary import hparams_markdown, remove_unfinished, write_summary
 from compare.training.tensorboard_writer import SummaryWriter, written_points
@@ -24,17 +24,17 @@ from compare.training.tensorboard_writer import SummaryWriter, written_points
 
 class TwinEvents:
     """Writes one twin's events into ``folder``; ``insight_splits`` (None: no insight) are the
-    data the insight tags show. Use it as a context manager."""
+    data the insight tags show, the step curves taking every ``every``-th step. Use it as a
+    context manager."""
 
     def __init__(self, folder: Path, config: TrainConfig, meta: dict, *, ended: bool,
-                 insight_splits: Splits | None) -> None:
+                 insight_splits: Splits | None, every: int) -> None:
         remove_unfinished(folder, ended=ended)
         self.folder, self.config, self.meta = folder, config, meta
         self.writer = SummaryWriter(folder, skip=written_points(folder))
         self.insight = None if insight_splits is None else InsightLog(self.writer,
                                                                       insight_splits)
-        self.every = 0 if insight_splits is None else log_every(steps_per_epoch(
-            len(insight_splits.train_y), config.batch_size))
+        self.every = every
 
     def start(self, backend: Backend) -> None:
         """The untrained network's events: the settings as a text table and its pictures."""
@@ -43,10 +43,12 @@ class TwinEvents:
             self.insight.start()
             self.insight.epoch(backend, 0, None)
 
-    def epoch(self, backend: Backend, record: EpochRecord) -> None:
+    def epoch(self, backend: Backend, record: EpochRecord, validation: Evaluation | None
+              ) -> None:
         """One epoch's curves and weight histograms, and its insight: the recorded steps' losses
-        and gradient norms, and the pictures."""
-        epoch, validation = record.epoch, record.validation
+        and gradient norms, and the pictures (from every layer's outputs on the validation set,
+        when ``validation`` holds them)."""
+        epoch = record.epoch
         self.writer.add_scalar("Loss/train", record.train_loss, epoch)
         if validation is not None:
             self.writer.add_scalar("Loss/val", validation.loss, epoch)

@@ -69,6 +69,11 @@ class Run:
         return steps_per_epoch(len(self.splits.train_y), self.config.batch_size)
 
     @property
+    def recording_interval(self) -> int:
+        """k: the insight's per-step curves take every k-th step (0: none)."""
+        return log_every(self.steps_per_epoch) if self.insight else 0
+
+    @property
     def draws_pictures(self) -> bool:
         """Whether insight pictures are drawn (they need every layer's outputs)."""
         return self.insight and self.folder is not None
@@ -132,8 +137,7 @@ def evaluate(backend: Backend, x: np.ndarray, y: np.ndarray, *, keep_outputs: bo
 def run_epochs(run: Run, loop: StepLoop, start: Position) -> None:
     """Train from ``start`` to the run's last epoch; on Ctrl-C, checkpoint the position reached
     and raise InterruptionError."""
-    config, steps = run.config, run.steps_per_epoch
-    every = log_every(steps) if run.insight else 0
+    config, steps, every = run.config, run.steps_per_epoch, run.recording_interval
     orders = EpochOrders(len(run.splits.train_y), config.seed, start.shuffle_state)
     position = start
     while position.epoch < config.epochs:
@@ -164,13 +168,13 @@ def end_epoch(run: Run, position: Position, next_shuffle_state: dict) -> Positio
     position the run goes on from."""
     validations = [evaluate(twin.backend, run.splits.val_x, run.splits.val_y,
                             keep_outputs=run.draws_pictures) for twin in run.twins]
-    for twin, validation in zip(run.twins, validations, strict=True):
+    for twin, validation in zip(run.twins, validations, strict=True):  # check
         stop_if_not_finite(twin, position.epoch, validation)
-    for twin, validation in zip(run.twins, validations, strict=True):
-        record = twin.close_epoch(position.epoch + 1, validation)
+    for twin, validation in zip(run.twins, validations, strict=True):  # log
+        record = twin.log_epoch(position.epoch + 1, validation)
         run.log(epoch_line(twin.name, record, run.config.epochs, twin.backend.lr))
     following = Position(position.epoch + 1, 0, next_shuffle_state)
-    for twin in run.twins:
+    for twin in run.twins:  # checkpoint
         twin.save(following)
     return following
 
@@ -194,7 +198,7 @@ def open_folders(run: Run, start: Position, stack: ExitStack) -> None:
                                             keep_previous=len(run.twins) > 1)
         twin.events = stack.enter_context(TwinEvents(
             folder, run.config, run.meta, ended=start.epoch >= run.config.epochs,
-            insight_splits=run.splits if run.insight else None))
+            insight_splits=run.splits if run.insight else None, every=run.recording_interval))
         if twin.saved is None:
             twin.save(start)
         if (start.epoch, start.step) == (0, 0):

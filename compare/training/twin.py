@@ -65,7 +65,7 @@ class Twin:
         self.records = self.records.extended(self.backend.step_losses(),
                                              self.backend.step_grad_norms(), 0.0)
 
-    def close_epoch(self, epoch: int, validation: Evaluation | None) -> EpochRecord:
+    def log_epoch(self, epoch: int, validation: Evaluation | None) -> EpochRecord:
         """The epoch's record, now that all its steps are taken: kept in the history and logged
         to the twin's events; the next epoch's records start empty."""
         records = self.records
@@ -75,7 +75,7 @@ class Twin:
         self.history.epochs.append(record)
         self.records = StepRecords()
         if self.events is not None:
-            self.events.epoch(self.backend, record)
+            self.events.epoch(self.backend, record, validation)
         return record
 
     def save(self, position: Position) -> None:
