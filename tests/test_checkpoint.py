@@ -1,9 +1,7 @@
-"""Checkpoints: both twins save one state dict (PyTorch's names and layout), and checkpoints of
-the earlier format still load."""
+"""Checkpoints: both twins save one state dict (PyTorch's names and layout)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +9,7 @@ import pytest
 import torch
 
 from compare.harness.arch import Architecture
-from compare.harness.twins import build_twins, scratch_state_dict, torch_state_dict
+from compare.harness.twins import build_twins, scratch_state_dict
 from compare.training import checkpoint
 
 ARCH = Architecture.parse("6-4-3", "tanh")
@@ -29,20 +27,6 @@ def test_both_twins_save_the_same_names_and_shapes(tmp_path: Path) -> None:
     for name, value in pt.items():
         assert np.array_equal(npz[name], value.numpy()), name
     assert npz["0.weight"].shape == (4, 6), "PyTorch's (out, in) layout"
-
-
-def test_format_1_scratch_checkpoint_still_loads(tmp_path: Path) -> None:
-    """Format 1 stored ``<index>.W`` (in, out) and ``<index>.b``, and no format number."""
-    scratch_model, torch_model = build_twins(ARCH, seed=2, dtype="float64")
-    arrays = {f"{i}.{kind}": value for i, layer in enumerate(scratch_model)
-              if hasattr(layer, "W") for kind, value in [("W", layer.W), ("b", layer.b)]}
-    path = tmp_path / "old.npz"
-    np.savez(path, meta=np.array(json.dumps(META)), **arrays)
-    for backend in ["scratch", "torch"]:
-        _, model = checkpoint.load(path, backend)
-        state = scratch_state_dict(model) if backend == "scratch" else torch_state_dict(model)
-        expected = torch_state_dict(torch_model)
-        assert all(np.array_equal(state[name], expected[name]) for name in expected), backend
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -101,14 +101,6 @@ def resume_with(*extra: str) -> Setup:
     return lambda tmp, data: ["train", "--resume", str(finished_run(tmp, data)), *extra]
 
 
-def resume_format_1(tmp: Path, data: Path) -> list[str]:
-    (tmp / "old" / "scratch").mkdir(parents=True)
-    np.savez(tmp / "old" / "scratch" / "checkpoint.npz", meta=np.array(json.dumps(
-        {k: v for k, v in GOOD_META.items() if k != "format"})),
-             **{"0.W": np.zeros((4, 3)), "0.b": np.zeros(3)})
-    return ["train", "--resume", str(tmp / "old")]
-
-
 def edited_run(edit: Callable[[dict], object]) -> Setup:
     """``train --resume`` of a finished one-epoch scratch run whose checkpoint meta was edited by
     hand with ``edit(meta)``."""
@@ -216,7 +208,6 @@ CASES = [
                  id="resume-empty-folder"),
     pytest.param(resume_with("--lr", "0.5"), 2, "--lr cannot be changed", id="resume-new-lr"),
     pytest.param(resume_with(), 2, "already trained its 1 epochs", id="resume-finished-run"),
-    pytest.param(resume_format_1, 2, "can be evaluated but not resumed", id="resume-format-1"),
     pytest.param(resume_with("--lr", "0.1"), 2, "--lr cannot be changed",
                  id="resume-lr-equal-to-the-default"),
     pytest.param(edited_run(lambda m: m["position"].pop("shuffle_state")), 2,

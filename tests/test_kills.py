@@ -20,12 +20,14 @@ import pytest
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from compare import cli
-from compare.training.run_log import has_summary
+from compare.training.summary import has_summary
 from tests.helpers import ARCH
 from tests.test_resume import assert_same_run
 
 KILL_AT = Path(__file__).with_name("kill_at.py")
-RUN_LOG = "compare.training.run_log"
+CHECKPOINTS = "compare.training.checkpoint_writer"
+EVENTS = "compare.training.events"
+SUMMARY = "compare.training.summary"
 
 
 def train_args(data_dir: Path, logdir: Path, *extra: str) -> list[str]:
@@ -76,20 +78,22 @@ def straight(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     return {mode: root / mode / "run" for mode in modes}
 
 
-@pytest.mark.parametrize(("module", "attribute", "call", "left", "is_left"), [
+@pytest.mark.parametrize("point", [
     # the epoch's scalars are flushed, its checkpoint (the 2nd save; the 1st is epoch 0's) is
     # not written: the resume trains the epoch again and logs none of its points twice
-    pytest.param(RUN_LOG, "RunLog.save", 2, None, False, id="after-events-before-checkpoint"),
-    pytest.param(RUN_LOG, "RunLog.finish", 1, "*.summary", False, id="before-the-summary"),
-    pytest.param(RUN_LOG, "publish_summary", 1, None, False, id="moving-the-summary-in"),
+    pytest.param((CHECKPOINTS, "CheckpointWriter.save", 2, None, False),
+                 id="after-events-before-checkpoint"),
+    pytest.param((EVENTS, "TwinEvents.finish", 1, "*.summary", False), id="before-the-summary"),
+    pytest.param((SUMMARY, "publish_summary", 1, None, False), id="moving-the-summary-in"),
     # the 2nd rename is epoch 1's checkpoint replacing epoch 0's: the temporary file is whole
-    pytest.param("os", "replace", 2, ".checkpoint.npz.*.tmp", True, id="in-a-checkpoint-write"),
+    pytest.param(("os", "replace", 2, ".checkpoint.npz.*.tmp", True), id="in-a-checkpoint-write"),
 ])
 def test_a_scratch_run_killed_at_a_chosen_point_resumes_exactly(
-        data_dir: Path, tmp_path: Path, straight: dict[str, Path], module: str, attribute: str,
-        call: int, left: str | None, is_left: bool) -> None:
+        data_dir: Path, tmp_path: Path, straight: dict[str, Path],
+        point: tuple[str, str, int, str | None, bool]) -> None:
     """Killed before the ``call``-th call of ``module.attribute`` (``left``: files that the kill
     must have left, or not, in the twin's folder, to show it landed where meant)."""
+    module, attribute, call, left, is_left = point
     killed(module, attribute, call,
            train_args(data_dir, tmp_path, "--backend", "scratch", "--epochs", "2"))
     if left is not None:
@@ -105,7 +109,7 @@ def test_a_kill_between_the_twins_of_a_longer_resume_stays_resumable(
     """``--resume --epochs 3`` of a finished 2-epoch run: scratch trains epoch 3 and saves with
     the new total, torch is killed before its save. Both later resumes continue it."""
     assert cli.main(train_args(data_dir, tmp_path, "--epochs", "2")) == 0
-    killed(RUN_LOG, "RunLog.save", 2,
+    killed(CHECKPOINTS, "CheckpointWriter.save", 2,
            ["train", "--resume", str(tmp_path / "run"), "--epochs", "3"])
     assert resume(tmp_path / "run") == 0
     assert_whole(tmp_path / "run", straight["both-3"], ("scratch", "torch"))
@@ -116,7 +120,7 @@ def test_a_lockstep_run_killed_between_its_twins_saves_continues_together(
         data_dir: Path, tmp_path: Path, straight: dict[str, Path], save: int) -> None:
     """Saves 1 and 2 are the twins' epoch-0 checkpoints, 3 and 4 their epoch-1 ones: a kill
     before 2 leaves torch without a checkpoint, before 4 scratch an epoch ahead of torch."""
-    killed(RUN_LOG, "RunLog.save", save,
+    killed(CHECKPOINTS, "CheckpointWriter.save", save,
            train_args(data_dir, tmp_path, "--lockstep", "--dtype", "float64", "--epochs", "2"))
     assert resume(tmp_path / "run") == 0
     assert_whole(tmp_path / "run", straight["lockstep"], ("scratch", "torch"))
@@ -126,18 +130,18 @@ def test_a_lockstep_run_killed_twice_between_its_twins_saves_continues_together(
         data_dir: Path, tmp_path: Path, straight: dict[str, Path]) -> None:
     """Killed before torch's epoch-1 save, then its resume killed at the same point: scratch
     went back to epoch 0 for the first resume, so the second finds the same state again."""
-    killed(RUN_LOG, "RunLog.save", 4,
+    killed(CHECKPOINTS, "CheckpointWriter.save", 4,
            train_args(data_dir, tmp_path, "--lockstep", "--dtype", "float64", "--epochs", "2"))
-    killed(RUN_LOG, "RunLog.save", 2, ["train", "--resume", str(tmp_path / "run")])
+    killed(CHECKPOINTS, "CheckpointWriter.save", 2, ["train", "--resume", str(tmp_path / "run")])
     assert resume(tmp_path / "run") == 0
     assert_whole(tmp_path / "run", straight["lockstep"], ("scratch", "torch"))
 
 
 def test_a_twin_killed_in_its_first_checkpoint_write_leaves_no_temporary_file(
         data_dir: Path, tmp_path: Path, straight: dict[str, Path]) -> None:
-    """Renames 1-3 are scratch's checkpoints, 4 its summary, 5 torch's first checkpoint: torch
-    has no checkpoint, only its temporary file, and starts again on resume."""
-    killed("os", "replace", 5, train_args(data_dir, tmp_path, "--epochs", "2"))
+    """Renames 1 and 2 are the twins' first checkpoints, scratch's then torch's: torch has no
+    checkpoint, only its temporary file, and starts again on resume."""
+    killed("os", "replace", 2, train_args(data_dir, tmp_path, "--epochs", "2"))
     assert list((tmp_path / "run" / "torch").glob(".checkpoint.pt.*.tmp")), "no temporary file"
     assert resume(tmp_path / "run") == 0
     assert_whole(tmp_path / "run", straight["both"], ("scratch", "torch"))

@@ -8,7 +8,7 @@ import pytest
 
 import scratch
 from compare.harness.arch import Architecture
-from compare.training.backend import build_backend
+from compare.training.build import build_backend
 from compare.training.config import TrainConfig
 from compare.training.optimizers import OptimizerSpec
 

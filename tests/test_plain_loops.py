@@ -10,10 +10,12 @@ from compare.bench.plain_loops import PLAIN_LOOPS
 from compare.harness import tolerance
 from compare.harness.arch import Architecture
 from compare.layers import ACTIVATIONS
-from compare.training.backend import build_backend
+from compare.training.build import build_backend
 from compare.training.config import TrainConfig
-from compare.training.loop import Progress, train_epoch
+from compare.training.history import History
+from compare.training.loop import StepLoop
 from compare.training.optimizers import OptimizerSpec
+from compare.training.twin import Twin
 from tests.helpers import assert_states_close
 
 ROWS, BATCH, LR = 50, 16, 0.5  # the last batch is short: 50 = 3 x 16 + 2
@@ -31,7 +33,9 @@ def test_plain_loop_epoch_leaves_the_product_weights(backend: str, activation: s
     initial = {name: value.copy() for name, value in product.state_dict().items()}
     order = np.random.default_rng(2).permutation(ROWS)
 
-    losses, _ = train_epoch(product, product.loader(x, y), order, BATCH, Progress("", 0, True))
+    twin = Twin(product, product.loader(x, y), History(backend, "cpu"))
+    StepLoop([twin], BATCH).epoch(order)
+    losses = twin.records.losses
     loop = PLAIN_LOOPS[backend](plain, plain.loader(x, y), LR)
     loop.epoch(order, BATCH)
 

@@ -4,6 +4,7 @@ middle of one (Ctrl-C)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,9 +16,9 @@ import numpy as np
 import pytest
 
 from compare import cli
-from compare.harness import lockstep
 from compare.harness.twins import StateDict
 from compare.training import checkpoint, loop
+from compare.training.config import EpochOrders, check_shuffle_state
 from compare.training.scratch_backend import ScratchBackend
 from compare.training.torch_backend import TorchBackend
 from tests.helpers import ARCH, events, train
@@ -101,7 +102,6 @@ def test_ctrl_c_mid_epoch_then_resume_is_exact(data_dir: Path, tmp_path: Path, s
     assert train(data_dir, tmp_path / "straight", *flags, capsys=capsys)[0] == 0
     with monkeypatch.context() as patch:
         patch.setattr(loop, "StopRequest", StopAfterSteps)
-        patch.setattr(lockstep, "StopRequest", StopAfterSteps)
         count_steps(patch, stop_after)
         status, results, err = train(data_dir, tmp_path / "resumed", *flags, capsys=capsys)
     assert status == 130 and results == [], err
@@ -139,3 +139,65 @@ def test_a_real_ctrl_c_writes_a_checkpoint_and_says_how_to_resume(data_dir: Path
     done = saved.meta["position"]["epoch"]
     assert done >= 1
     assert cli.main(["train", "--resume", str(tmp_path / "run"), "--epochs", str(done + 1)]) == 0
+
+
+def test_ctrl_c_in_a_longer_resume_leaves_both_twins_at_one_position(
+        data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--resume --epochs 3`` of a finished 1-epoch run, stopped mid-epoch: both twins stopped
+    at the same step and saved there, and the run goes on to what 3 straight epochs leave."""
+    flags = ["--optimizer", "adam", "--lr", "0.003"]
+    assert train(data_dir, tmp_path / "straight", *flags, "--epochs", "3", capsys=capsys)[0] == 0
+    assert train(data_dir, tmp_path / "resumed", *flags, "--epochs", "1", capsys=capsys)[0] == 0
+    run = tmp_path / "resumed" / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "StopRequest", StopAfterSteps)
+        count_steps(patch, 13)  # scratch's 7th step, in epoch 2 of 9 steps
+        assert cli.main(["train", "--resume", str(run), "--epochs", "3"]) == 130
+    positions = {checkpoint.read(run / twin / f"checkpoint{suffix}").meta["position"]["step"]
+                 for twin, suffix in TWINS.items()}
+    assert positions == {7}, f"the twins stopped at steps {positions}"
+    assert cli.main(["train", "--resume", str(run)]) == 0
+    assert_same_run(run, tmp_path / "straight" / "run")
+
+
+def test_both_twins_step_on_each_batch_in_turn(data_dir: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """One loop: scratch's step, then torch's, batch after batch (not one twin's whole run
+    after the other's)."""
+    taken = []
+    for backend in (ScratchBackend, TorchBackend):
+        def step(self, x, y, original=backend.train_step) -> None:
+            taken.append(self.name)
+            original(self, x, y)
+        monkeypatch.setattr(backend, "train_step", step)
+    assert train(data_dir, tmp_path, capsys=capsys)[0] == 0
+    assert taken == ["scratch", "torch"] * 18, taken[:20]  # 2 epochs of 9 steps
+
+
+def test_twins_at_different_positions_are_refused_in_one_line(
+        data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """What an earlier version, which trained the twins one after the other, left when
+    interrupted between them: scratch two epochs on, torch one, no checkpoint to go back to."""
+    assert train(data_dir, tmp_path, "--epochs", "2", capsys=capsys)[0] == 0
+    run = tmp_path / "run"
+    os.replace(run / "torch" / "checkpoint-previous.pt", run / "torch" / "checkpoint.pt")
+    (run / "scratch" / "checkpoint-previous.npz").unlink()
+    assert cli.main(["train", "--resume", str(run), "--epochs", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different positions (scratch at epoch 2 step 0, torch at epoch 1" \
+        in err[0], err
+
+
+def test_a_shuffle_state_is_checked_without_setting_it() -> None:
+    orders = EpochOrders(1000, 3)
+    for _ in range(5):
+        check_shuffle_state(json.loads(json.dumps(orders.state())))  # as a checkpoint keeps it
+        orders.next()
+    state = orders.state()
+    for bad in ["garbage", None, {**state, "bit_generator": "MT19937"}, {**state, "has_uint32": 2},
+                {**state, "state": {"state": -1, "inc": 1}}, {**state, "uinteger": 2**32},
+                {**state, "state": {"state": 1.0, "inc": 1}}, {**state, "extra": 0}]:
+        with pytest.raises(ValueError, match="not a PCG64 state"):
+            check_shuffle_state(bad)

@@ -15,6 +15,7 @@ from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from compare.training.tensorboard_writer import SummaryWriter, _histogram_proto
+from compare.training.tensorboard_writer import masked_crc32c as fast_crc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -189,3 +190,26 @@ def test_a_histogram_of_equal_huge_values_has_one_bucket() -> None:
     a resumed run with such a (finite) bias crashed after its epoch had trained."""
     proto = _histogram_proto(np.full(5, 3e38, np.float32), bins=64)
     assert list(proto.bucket) == [5.0] and proto.min == proto.max == float(np.float32(3e38))
+
+
+def test_records_carry_tensorboards_own_checksum(tmp_path: Path) -> None:
+    """The C checksum is the one tensorboard computes in Python, and each record of a written
+    file checks out against it (length, its checksum, data, its checksum)."""
+    import struct
+
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    for data in (b"", b"a", bytes(range(256)) * 7):
+        assert fast_crc(data) == masked_crc32c(data)
+    with SummaryWriter(tmp_path) as writer:
+        writer.add_scalar("loss", 1.0, 0)
+    (path,) = tmp_path.glob("events.out.tfevents.*")
+    content, records = path.read_bytes(), 0
+    while content:
+        header, (length_crc,) = content[:8], struct.unpack("<I", content[8:12])
+        (length,) = struct.unpack("<Q", header)
+        data, (data_crc,) = content[12:12 + length], struct.unpack(
+            "<I", content[12 + length:16 + length])
+        assert (length_crc, data_crc) == (masked_crc32c(header), masked_crc32c(data))
+        content, records = content[16 + length:], records + 1
+    assert records == 2, "the file version, then the scalar"

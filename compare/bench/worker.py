@@ -24,11 +24,14 @@ import numpy as np
 
 from compare.bench.plain_loops import PLAIN_LOOPS
 from compare.harness.arch import Architecture, parse_dtype
-from compare.training.backend import Backend, Loader, build_backend
+from compare.training.backend import Backend, Loader
+from compare.training.build import build_backend
 from compare.training.config import EpochOrders, TrainConfig, batch_bounds
-from compare.training.loop import Progress, train_epoch
+from compare.training.history import History
+from compare.training.loop import StepLoop
 from compare.training.optimizers import OptimizerSpec
 from compare.training.threads import blas_thread_policy
+from compare.training.twin import Twin
 
 SETTLE_SECONDS = 0.3
 """Pause before each timed loop. OpenBLAS worker threads spin for a while after a product before
@@ -98,11 +101,13 @@ class Worker:
         return epoch, floor, data, plain
 
     def product_epoch_seconds(self, batch_size: int, order: np.ndarray) -> float:
-        """The training loop's own ``train_epoch``."""
+        """An epoch of the training loop's own :class:`StepLoop`."""
         backend, loader = self.backend(batch_size)
+        twin = Twin(backend, loader, History(self.name, str(backend.device)))
         time.sleep(SETTLE_SECONDS)
         synchronize(backend)
-        return train_epoch(backend, loader, order, batch_size, Progress("", 0, quiet=True))[1]
+        StepLoop([twin], batch_size).epoch(order)
+        return twin.records.seconds
 
     def plain_loop_seconds(self, batch_size: int, order: np.ndarray) -> float:
         """The backend's yardstick (:mod:`compare.bench.plain_loops`) on the same batches, on a

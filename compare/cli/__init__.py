@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     thread_errors = threading.excepthook
-    if not debug:  # a TensorBoard writer thread's error is raised again in the main thread
+    if not debug:  # a download thread's error is raised again in the main thread
         threading.excepthook = lambda _: None
     try:
         with (safe_streams(), warnings.catch_warnings(),

@@ -22,9 +22,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compare.cli.resume import is_count, load_run_data
+    from compare.cli.resume import load_run_data
     from compare.training import checkpoint
-    from compare.training.backend import evaluation_backend
+    from compare.training.build import evaluation_backend
+    from compare.training.config import is_count
 
     path = Path(args.checkpoint)
     saved = checkpoint.read(path)

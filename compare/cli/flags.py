@@ -8,7 +8,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from compare.data.files import NUM_CLASSES
 from compare.errors import UserError
@@ -24,6 +24,19 @@ class UsageError(UserError):
 
 
 class Parser(argparse.ArgumentParser):
+    """Reports a bad command line as a UsageError, and keeps the option strings of its flags
+    (``options``: each one's first, ``--epochs``, by every spelling of it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.options: dict[str, str] = {}  # before the parser adds its --help
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        for spelling in action.option_strings:
+            self.options[spelling] = action.option_strings[0]
+        return action
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 
@@ -122,20 +135,22 @@ def check_logdir(logdir: str) -> None:
         raise UsageError(f"--logdir {printable(logdir)}: is a file, not a folder")
 
 
-def given(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+def given(parser: Parser, argv: list[str]) -> list[str]:
     """The flags on the command line ``argv`` of ``parser``'s command, as ``--name``, whatever
-    their values (a flag given with its default value counts as given)."""
-    defaults = {action: action.default for action in parser._actions}
-    try:
-        for action in defaults:
-            action.default = argparse.SUPPRESS
-        found = parser.parse_known_args(argv)[0]
-    finally:
-        for action, default in defaults.items():
-            action.default = default
-    return [action.option_strings[0] for action in parser._actions
-            if action.option_strings and action.dest not in ("help", "debug")
-            and hasattr(found, action.dest)]
+    their values (a flag given with its default value counts as given). A flag may be
+    abbreviated, or joined to its value by ``=``, as argparse allows; ``--`` ends the flags."""
+    found = set()
+    for word in argv[: argv.index("--") if "--" in argv else len(argv)]:
+        option = word.partition("=")[0]
+        if not option.startswith("--"):
+            continue
+        spelled = {first for spelling, first in parser.options.items()
+                   if spelling == option} or {first for spelling, first in
+                                               parser.options.items()
+                                               if spelling.startswith(option)}
+        found |= spelled if len(spelled) == 1 else set()
+    return [first for first in dict.fromkeys(parser.options.values())
+            if first in found and first not in ("-h", "--debug")]
 
 
 def int_list(text: str) -> list[int]:

@@ -1,4 +1,5 @@
-"""``compare train --resume RUN_DIR``: continue a run exactly where its checkpoints left it."""
+"""``compare train --resume RUN_DIR``: the run to continue, read from its checkpoints and checked
+whole (settings, position, records, weights, optimizer state) before any twin trains."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import argparse
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-import scratch
 from compare.cli import flags
 from compare.cli.flags import UsageError
 from compare.data import Splits
@@ -18,19 +19,31 @@ from compare.harness.arch import ArchError, Architecture, parse_dtype
 from compare.training import checkpoint
 from compare.training.backend import BACKEND_NAMES
 from compare.training.checkpoint import Checkpoint, CheckpointError
-from compare.training.config import SCHEDULES, TrainConfig, batch_bounds
-from compare.training.optimizers import OPTIMIZER_NAMES, OptimizerSpec
-from compare.training.run_dir import run_lock
+from compare.training.config import (
+    Position,
+    SettingsError,
+    TrainConfig,
+    check_shuffle_state,
+    is_amount,
+    is_count,
+    steps_per_epoch,
+)
+
+if TYPE_CHECKING:
+    from compare.training.loop import Run
 
 RESUME_FLAGS = ("--epochs", "--device", "--json")
 RUN_KEYS = {"config": dict, "backends": list, "lockstep": bool, "insight": bool,
             "position": dict}
 POSITION_KEYS = {"epoch", "step", "shuffle_state", "seconds"}
-DEVICES = ("cpu", "cuda")
 MAX_SECONDS = 1e9
 """More seconds than any run takes (31 years): a larger figure was not measured."""
 RUN_META_KEYS = ("arch", "activation", "dtype", "dataset", "data_dir", "val_size", "seed", "mean",
                  "std", "sizes", "backends", "lockstep", "insight")
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"python -m compare train --resume {run_dir}"
 
 
 def read_run(run_dir: Path) -> dict[str, Checkpoint]:
@@ -48,6 +61,9 @@ def read_run(run_dir: Path) -> dict[str, Checkpoint]:
 def read_resumable(path: Path) -> Checkpoint:
     """The checkpoint at ``path``, checked to be one a run continues from."""
     found = checkpoint.read(path)
+    if "script" in found.meta:
+        raise CheckpointError(f"{found.path}: a run of {found.meta['script']} from a script, "
+                              "which knows no data folder: it cannot be resumed here")
     checkpoint.check_meta(found.path, found.meta, checkpoint.DATA_KEYS)
     if "lesson" in found.meta:
         raise CheckpointError(f"{found.path}: a run of lesson {found.meta['lesson']!r}: it "
@@ -62,8 +78,7 @@ def read_resumable(path: Path) -> Checkpoint:
 
 def run_identity(meta: dict) -> str:
     """What makes a run the run it is: its settings but the total of epochs and the device,
-    which a resume may change (a resume interrupted between the twins leaves one twin with the
-    new ones)."""
+    which a resume may change."""
     return repr({key: value for key, value in meta["config"].items()
                  if key not in ("epochs", "device")} | {"backends": meta["backends"]})
 
@@ -78,16 +93,17 @@ def at(found: Checkpoint) -> tuple[int, int]:
     return found.meta["position"]["epoch"], found.meta["position"]["step"]
 
 
-def lockstep_twins(run_dir: Path, saved: dict[str, Checkpoint]) -> dict[str, Checkpoint]:
-    """The twins of a --lockstep run at one position. A run killed between the twins' saves
-    has one twin an epoch ahead: that twin's ``checkpoint-previous``, the other's position,
-    becomes its checkpoint again (so a second kill there leaves the same state); killed before
-    the second twin's first save, that twin starts."""
-    if len(saved) == 1 and at(next(iter(saved.values()))) == (0, 0):
+def twins_at_one_position(run_dir: Path, saved: dict[str, Checkpoint], backends: list[str]
+                          ) -> dict[str, Checkpoint]:
+    """The twins' checkpoints at one position. The twins save one after the other, so a run
+    killed between their saves has one twin a position ahead: that twin's
+    ``checkpoint-previous``, the other's position, becomes its checkpoint again (so a second
+    kill there leaves the same state); killed before the second twin's first save, that twin
+    starts."""
+    positions = {at(found) for found in saved.values()}
+    if len(positions) == 1 and (len(saved) == len(backends) or positions == {(0, 0)}):
         return saved
-    if len(saved) == len(BACKEND_NAMES) and len({at(found) for found in saved.values()}) == 1:
-        return saved
-    if len(saved) == len(BACKEND_NAMES):
+    if len(saved) == len(backends) == 2:
         lagging, leading = sorted(saved, key=lambda name: at(saved[name]))
         previous = saved[leading].path.with_name(
             f"checkpoint-previous{checkpoint.SUFFIXES[leading]}")
@@ -98,21 +114,11 @@ def lockstep_twins(run_dir: Path, saved: dict[str, Checkpoint]) -> dict[str, Che
                 # the leading twin goes back: the checkpoint ahead is made again, bit for bit
                 os.replace(previous, saved[leading].path)
                 return saved | {leading: read_resumable(saved[leading].path)}
-    where = ", ".join(f"{name} at epoch {at(found)[0]} step {at(found)[1]}"
-                      for name, found in saved.items())
-    raise CheckpointError(f"{run_dir}: a --lockstep run whose twins' checkpoints are at "
-                          f"different positions ({where}): the twins cannot continue together")
-
-
-def is_count(value: object, least: int = 0) -> bool:
-    """An int (not a bool, not a float) of at least ``least``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
-
-
-def is_amount(value: object) -> bool:
-    """A finite, non-negative number (not a bool)."""
-    return (isinstance(value, int | float) and not isinstance(value, bool) and
-            math.isfinite(value) and value >= 0)
+    where = ", ".join([f"{name} at epoch {at(saved[name])[0]} step {at(saved[name])[1]}" if
+                       name in saved else f"{name} without a checkpoint" for name in backends])
+    raise CheckpointError(f"{run_dir}: its twins' checkpoints are at different positions "
+                          f"({where}), which the twins cannot continue from together (an "
+                          "earlier version trained them one after the other); start it again")
 
 
 def is_duration(value: object) -> bool:
@@ -121,20 +127,13 @@ def is_duration(value: object) -> bool:
 
 
 def settings_are_valid(config: TrainConfig, meta: dict) -> bool:
-    """The run's settings are ones this program's flags can give."""
-    optimizer, settings = config.optimizer, config.optimizer.settings
-    return (is_count(config.epochs, 1) and is_count(config.batch_size, 1) and
-            is_count(config.seed) and config.seed == meta["seed"] and
-            is_amount(optimizer.lr) and optimizer.lr > 0 and config.schedule in SCHEDULES and
-            optimizer.name in OPTIMIZER_NAMES and config.device in DEVICES and
-            OptimizerSpec.create(optimizer.name, optimizer.lr, **settings) == optimizer and
-            is_amount(settings["weight_decay"]) and
-            (optimizer.name != "momentum" or (is_amount(settings["momentum"]) and
-                                              settings["momentum"] < 1 and
-                                              isinstance(settings["nesterov"], bool))) and
-            config.arch.to_meta() == Architecture.from_meta(meta).to_meta()
-            and config.dtype == meta["dtype"] and
-            settings["weight_decay"] < optimizer.weight_decay_limit(config.dtype)[0])
+    """The run's settings are ones a run can have, and those of its network and data."""
+    try:
+        config.check()
+    except SettingsError:
+        return False
+    return (config.seed == meta["seed"] and config.dtype == meta["dtype"] and
+            config.arch.to_meta() == Architecture.from_meta(meta).to_meta())
 
 
 def records_are_valid(found: Checkpoint, position: dict, layers: int) -> bool:
@@ -158,20 +157,27 @@ def records_are_valid(found: Checkpoint, position: dict, layers: int) -> bool:
             bool(np.all(np.isfinite(losses)) and np.all(np.isfinite(norms))))
 
 
+def twins_are_valid(found: Checkpoint) -> bool:
+    """The run's twins: one or both, named once each, the checkpoint's own among them, and both
+    under --lockstep."""
+    backends = found.meta["backends"]
+    return (bool(backends) and all(isinstance(name, str) for name in backends) and
+            set(backends) <= set(BACKEND_NAMES) and len(set(backends)) == len(backends) and
+            found.path.parent.name in backends and
+            (not found.meta["lockstep"] or len(backends) == 2))
+
+
 def check_run_state(found: Checkpoint) -> None:
     """The run's settings, its twins and its position in ``found`` are ones this program
     writes; CheckpointError naming the file otherwise."""
     meta, position = found.meta, found.meta["position"]
     try:
         config = TrainConfig.from_json(meta["config"])
-        config.optimizer.build_scratch(scratch.Linear(1, 1).parameters())  # its settings exist
-        np.random.PCG64().state = position["shuffle_state"] or np.random.PCG64().state
+        if position["shuffle_state"] is not None:
+            check_shuffle_state(position["shuffle_state"])
         problems = {
             "the settings": not settings_are_valid(config, meta),
-            "the twins": not (meta["backends"] and set(meta["backends"]) <= set(BACKEND_NAMES)
-                              and len(set(meta["backends"])) == len(meta["backends"]) and
-                              found.path.parent.name in meta["backends"] and
-                              (not meta["lockstep"] or len(meta["backends"]) == 2)),
+            "the twins": not twins_are_valid(found),
             "the position": not records_are_valid(found, position,
                                                   len(config.arch.widths) - 1) or
                             position["epoch"] > config.epochs,
@@ -205,8 +211,9 @@ def load_run_data(path: Path, meta: dict, data_dir: Path | None = None) -> Split
     return splits
 
 
-def resume(args: argparse.Namespace, given: list[str]) -> int:
-    """Continue the run in ``args.resume``; ``--epochs`` sets a new total."""
+def run_folder(args: argparse.Namespace, given: list[str]) -> Path:
+    """The folder of the run ``--resume`` continues, once the flags ``given`` are ones a resume
+    takes."""
     refused = [flag for flag in given if flag not in (*RESUME_FLAGS, "--resume")]
     if refused:
         raise UsageError(f"--resume continues a run with its own settings: {', '.join(refused)} "
@@ -214,49 +221,50 @@ def resume(args: argparse.Namespace, given: list[str]) -> int:
     run_dir = Path(args.resume)
     if not run_dir.is_dir():
         raise UsageError(f"--resume {run_dir}: no such run folder")
-    with run_lock(run_dir):
-        return continue_run(args, given, run_dir)
+    return run_dir
 
 
-def continue_run(args: argparse.Namespace, given: list[str], run_dir: Path) -> int:
-    """The body of :func:`resume`, while this process holds ``run_dir``."""
-    from compare.cli.train import check_memory, train_run
-    from compare.training.run_log import has_summary
+def restart(args: argparse.Namespace, given: list[str], run_dir: Path) -> tuple[Run, Position]:
+    """The run in ``run_dir`` (which this process holds) with its twins restored from their
+    checkpoints, every one checked, and the position they continue from."""
+    from compare.training.build import check_memory
+    from compare.training.loop import Run
+    from compare.training.twin import Twin, position_of
 
     saved = read_run(run_dir)
     meta = newest_meta(saved)
-    if meta["lockstep"]:
-        saved = lockstep_twins(run_dir, saved)
+    saved = twins_at_one_position(run_dir, saved, meta["backends"])
     config = resumed_config(args, given, meta)
-    epochs_done = {name: at(found)[0] for name, found in saved.items()}
-    if max(epochs_done.values()) > config.epochs:
-        raise UsageError(f"--epochs {config.epochs}: the run has already trained "
-                         f"{max(epochs_done.values())} epochs")
-    if all(name in saved and epochs_done[name] == config.epochs and
-           has_summary(saved[name].path.parent) for name in meta["backends"]):
-        raise UsageError(f"--resume {run_dir}: the run has already trained its {config.epochs} "
-                         "epochs; pass --epochs with more to continue it")
+    check_epochs(run_dir, config, saved, meta["backends"])
     splits = load_run_data(next(iter(saved.values())).path, meta)
     check_memory(config, meta["backends"], len(splits.train_y))
-    restore_twins(saved, config, len(batch_bounds(len(splits.train_y), config.batch_size)))
-    done_text = ", ".join(f"{name} after epoch {epoch}" for name, epoch in epochs_done.items())
-    print(f"continuing {run_dir} ({done_text}) to epoch {config.epochs}",
-          file=flags.output(args), flush=True)
-    kept = {key: meta[key] for key in RUN_META_KEYS} | config.arch.to_meta()
-    return train_run(args, config, splits, run_dir, kept | {"config": config.to_json()},
-                     meta["backends"], saved)
-
-
-def restore_twins(saved: dict[str, Checkpoint], config: TrainConfig, steps: int) -> None:
-    """Restore every twin once, checking its weights and optimizer state against the run, before
-    any of them trains."""
-    from compare.training.backend import build_backend
-
-    for name, found in saved.items():
+    steps = steps_per_epoch(len(splits.train_y), config.batch_size)
+    for found in saved.values():
         if at(found)[1] >= steps:
             raise CheckpointError(f"{found.path}: its position, step {at(found)[1]} of an epoch, "
                                   f"is past the {steps} steps of an epoch")
-        build_backend(name, config, found, steps_per_epoch=steps)
+    twins = [Twin.restored(name, config, splits, saved[name]) if name in saved else
+             Twin.new(name, config, splits) for name in meta["backends"]]
+    start = position_of(next(iter(saved.values())))
+    print(f"continuing {run_dir} (at epoch {start.epoch}, step {start.step}) to epoch "
+          f"{config.epochs}", file=flags.output(args), flush=True)
+    kept = {key: meta[key] for key in RUN_META_KEYS} | config.arch.to_meta()
+    return Run(twins, config, splits, run_dir, kept | {"config": config.to_json()},
+               meta["insight"], meta["lockstep"]), start
+
+
+def check_epochs(run_dir: Path, config: TrainConfig, saved: dict[str, Checkpoint],
+                 backends: list[str]) -> None:
+    """The run must have epochs left to train, or an end to finish (a twin's summary missing)."""
+    from compare.training.summary import has_summary
+
+    done = max(at(found)[0] for found in saved.values())
+    if done > config.epochs:
+        raise UsageError(f"--epochs {config.epochs}: the run has already trained {done} epochs")
+    if all(name in saved and done == config.epochs and has_summary(saved[name].path.parent)
+           for name in backends):
+        raise UsageError(f"--resume {run_dir}: the run has already trained its {config.epochs} "
+                         "epochs; pass --epochs with more to continue it")
 
 
 def resumed_config(args: argparse.Namespace, given: list[str], meta: dict) -> TrainConfig:

@@ -6,16 +6,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from compare.cli import flags
+from compare.cli import flags, resume
 from compare.cli.flags import DEFAULT_DATA_DIR, UsageError
-from compare.cli.resume import RESUME_FLAGS
 from compare.data import DATASETS, Splits
 from compare.data.files import SAMPLE, SAMPLE_DIR, DataNotFoundError
+from compare.errors import InterruptionError
 from compare.harness.arch import Architecture, parse_dtype
-from compare.training.config import SCHEDULES, TrainConfig
+from compare.training.config import BEGINNING, SCHEDULES, Position, TrainConfig
 from compare.training.optimizers import OPTIMIZER_NAMES, OptimizerSpec
 from compare.training.run_dir import discard_run_dir, missing_folders, reserve_run_dir, run_lock
+
+if TYPE_CHECKING:
+    from compare.training.loop import Run
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -53,7 +57,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="compare the twins after every step (needs --backend both)")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue the run in RUN_DIR with its own settings (only "
-                             f"{', '.join(RESUME_FLAGS)} may be given)")
+                             f"{', '.join(resume.RESUME_FLAGS)} may be given)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per backend at the end")
     parser.set_defaults(run=run, parser=parser)
@@ -93,19 +97,6 @@ def check_weight_decay(optimizer: OptimizerSpec, dtype: str) -> None:
     if decay >= limit:
         raise UsageError(f"--weight-decay {decay:g}: training diverges whatever the data ({why});"
                          f" choose a weight decay below {limit:.3g}")
-
-
-def check_memory(config: TrainConfig, backends: list[str], training_rows: int) -> None:
-    """Refuse a network and batch that would not fit in memory; a batch never holds more than
-    the ``training_rows`` there are."""
-    from compare.memory import check_fits
-    from compare.training.backend import EVALUATION_ROWS
-
-    slots = {"sgd": 0, "momentum": 1, "adam": 2}[config.optimizer.name]
-    check_fits(config.arch, itemsize=parse_dtype(config.dtype)().itemsize,
-               batch_size=min(config.batch_size, training_rows), networks=len(backends),
-               arrays_per_parameter=3 + slots, what=f"training {' and '.join(backends)}",
-               evaluation_rows=EVALUATION_ROWS)
 
 
 def load_data(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Splits, str]:
@@ -149,10 +140,12 @@ def run_name_part(arch: Architecture) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.resume is not None:
-        from compare.cli.resume import resume
+    from compare.training.build import check_memory
+    from compare.training.loop import Run
+    from compare.training.twin import Twin
 
-        return resume(args, flags.given(args.parser, args.argv))
+    if args.resume is not None:
+        return continue_run(args)
     arch = check_flags(args)
     backends = ["scratch", "torch"] if args.backend == "both" else [args.backend]
     device = flags.resolve_device(args.device) if "torch" in backends else "cpu"
@@ -171,25 +164,37 @@ def run(args: argparse.Namespace) -> int:
             print(f"{dataset} from {splits.source['train_images'].parent}: train/val/test "
                   f"{meta['sizes']}, pixels normalized with mean {splits.mean:.4f}, std "
                   f"{splits.std:.4f}; logging to {run_dir}", file=out, flush=True)
-            return train_run(args, config, splits, run_dir, meta, backends, {})
+            twins = [Twin.new(name, config, splits) for name in backends]
+            return train_run(args, Run(twins, config, splits, run_dir, meta, meta["insight"],
+                                       meta["lockstep"]))
     except BaseException:
         if not any(run_dir.glob("*/checkpoint.*")):
             discard_run_dir(run_dir, made)
         raise
 
 
-def train_run(args: argparse.Namespace, config: TrainConfig, splits: Splits, run_dir: Path,
-              meta: dict, backends: list[str], saved: dict) -> int:
-    """Train (or continue) the run in ``run_dir``, which the caller holds."""
-    from compare.harness.lockstep import train_lockstep
+def continue_run(args: argparse.Namespace) -> int:
+    """``--resume``: the run in its folder, held by this process while it trains."""
+    given = flags.given(args.parser, args.argv)
+    run_dir = resume.run_folder(args, given)
+    with run_lock(run_dir):
+        run, start = resume.restart(args, given, run_dir)
+        return train_run(args, run, start)
+
+
+def train_run(args: argparse.Namespace, run: Run, start: Position = BEGINNING) -> int:
+    """Train ``run`` (its folder held by the caller) from ``start``, printing its lines (and
+    with ``--json`` each twin's result)."""
     from compare.training.loop import train
 
     out = flags.output(args)
-    log = lambda line: print(line, file=out, flush=True)  # noqa: E731
-    results = (train_lockstep(config, splits, run_dir, meta, log=log, saved=saved,
-                              insight=meta["insight"]) if meta["lockstep"] else
-               train(backends, config, splits, run_dir, meta, log=log, quiet=args.json,
-                     saved=saved, insight=meta["insight"]))
-    for result in results if args.json else []:
-        print(result.to_json())
+    run.log = lambda line: print(line, file=out, flush=True)
+    run.show_progress = not args.json
+    try:
+        histories = train(run, start)
+    except InterruptionError as interrupted:
+        raise InterruptionError(f"{interrupted}; resume with: {resume.resume_command(run.folder)}"
+                                ) from None
+    for history in histories if args.json else []:
+        print(history.to_json())
     return 0

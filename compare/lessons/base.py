@@ -13,14 +13,14 @@ from typing import ClassVar
 from compare.data import NUM_CLASSES, Splits
 from compare.errors import CheckError
 from compare.harness.arch import Architecture
-from compare.training.backend import build_backend
-from compare.training.config import Position, TrainConfig
+from compare.training.config import TrainConfig
+from compare.training.divergence import DivergenceError
+from compare.training.history import EpochRecord
 from compare.training.interrupt import StopRequest
-from compare.training.loop import fit, start_position
+from compare.training.loop import Run, train
 from compare.training.optimizers import OptimizerSpec
 from compare.training.run_dir import reserve_run_dir
-from compare.training.run_log import BackendResult, DivergenceError, EpochRecord, RunLog
-from compare.training.threads import blas_thread_policy
+from compare.training.twin import Twin
 
 HOLDS, DOES_NOT_HOLD = "holds", "does not hold on this data"
 
@@ -50,13 +50,14 @@ class Outcome:
     seconds: float = 0.0
 
 
-def sgd_config(context: LessonContext, hidden: tuple[int, ...], activation: str, *,
-               epochs: int, lr: float, dtype: str, batch_size: int = 64) -> TrainConfig:
+def sgd_config(context: LessonContext, hidden: tuple[int, ...], activation: str, *, lr: float,
+               **settings: int | str) -> TrainConfig:
     """The network ``inputs-hidden...-10`` with ``activation``, plain SGD at ``lr``, the
-    context's seed, on the CPU."""
+    context's seed, on the CPU; ``settings`` are the others of :class:`TrainConfig` (epochs,
+    dtype, batch_size: 64 unless given)."""
     arch = Architecture((context.splits.train_x.shape[1], *hidden, NUM_CLASSES), activation)
-    return TrainConfig(arch, OptimizerSpec.create("sgd", lr), epochs, batch_size, context.seed,
-                       dtype, "cpu")
+    return TrainConfig(arch, OptimizerSpec.create("sgd", lr), seed=context.seed, device="cpu",
+                       **settings)
 
 
 def train_configuration(context: LessonContext, label: str, config: TrainConfig,
@@ -74,30 +75,27 @@ def train_configuration(context: LessonContext, label: str, config: TrainConfig,
             "sizes": f"{len(splits.train_y)} / {len(splits.val_y)} / {len(splits.test_y)}",
             **config.arch.to_meta(), "dtype": config.dtype}
     outcomes = {}
-    with blas_thread_policy(config.batch_size):
-        for name in context.backends:
-            outcomes[name] = _train_twin(context, name, config, splits, run_dir, meta)
-            context.log(f"  {label:<16} {name:>7}: {_summary(outcomes[name])}")
-            if outcomes[name].diverged_at is not None and not may_diverge:
-                raise CheckError(f"lesson {context.lesson}: {label} diverged ({name}, step "
-                                 f"{outcomes[name].diverged_at}) on this data; no verdict")
+    for name in context.backends:  # one run each: a twin that diverges leaves the other going
+        twin = Twin.new(name, config, splits)
+        outcomes[name] = _train_twin(context, Run([twin], config, splits, run_dir, meta))
+        context.log(f"  {label:<16} {name:>7}: {_summary(outcomes[name])}")
+        if outcomes[name].diverged_at is not None and not may_diverge:
+            raise CheckError(f"lesson {context.lesson}: {label} diverged ({name}, step "
+                             f"{outcomes[name].diverged_at}) on this data; no verdict")
     return outcomes
 
 
-def _train_twin(context: LessonContext, name: str, config: TrainConfig, splits: Splits,
-                run_dir: Path, meta: dict) -> Outcome:
-    backend = build_backend(name, config)
+def _train_twin(context: LessonContext, run: Run) -> Outcome:
+    """Train the one twin of ``run``; how it went."""
+    (twin,) = run.twins
     started = time.perf_counter()
-    with RunLog(backend, run_dir, config, meta, lambda line: None, None, splits) as run:
-        start_position(run, backend, None)
-        try:
-            result: BackendResult = fit(backend, splits, config, run, position=Position(),
-                                        stop=context.stop, quiet=True)
-        except DivergenceError as diverged:
-            return Outcome(diverged.history, diverged_at=diverged.step,
-                           seconds=time.perf_counter() - started)
-    train_accuracy = backend.evaluate(splits.train_x, splits.train_y).accuracy
-    return Outcome(result.history, result.test_accuracy, train_accuracy,
+    try:
+        (history,) = train(run, stop=context.stop)
+    except DivergenceError as diverged:
+        return Outcome(diverged.history, diverged_at=diverged.step,
+                       seconds=time.perf_counter() - started)
+    train_accuracy = twin.backend.evaluate(run.splits.train_x, run.splits.train_y).accuracy
+    return Outcome(history.epochs, history.test.accuracy, train_accuracy,
                    seconds=time.perf_counter() - started)
 
 

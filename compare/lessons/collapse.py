@@ -17,7 +17,7 @@ from compare.lessons.base import (
     sgd_config,
     train_configuration,
 )
-from compare.training.backend import evaluation_backend
+from compare.training.build import evaluation_backend
 
 
 def collapse(state: StateDict) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,5 @@
-"""The interface both twins implement, so that one training loop drives either."""
+"""The interface both twins implement, so that one training loop drives either (built by
+:mod:`compare.training.build`)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from compare.harness.twins import StateDict, build_twins
-
-if TYPE_CHECKING:
-    from compare.training.checkpoint import Checkpoint
-    from compare.training.config import TrainConfig
-    from compare.training.optimizers import OptimizerSpec
+from compare.harness.twins import StateDict
 
 BACKEND_NAMES = ("scratch", "torch")
 EVALUATION_ROWS = 1000
@@ -105,54 +101,3 @@ def evaluation_mode(model: Any) -> Iterator[None]:
         yield
     finally:
         model.train()
-
-
-def build_backend(name: str, config: TrainConfig, saved: Checkpoint | None = None, *,
-                  steps_per_epoch: int = 0) -> Backend:
-    """The twin ``name`` with its optimizer, holding the initial weights drawn from
-    ``config.seed`` (the torch twin gets a copy of the scratch draw), or, to continue a run of
-    ``steps_per_epoch`` steps an epoch, the weights and optimizer state of its checkpoint
-    ``saved``."""
-    if saved is not None:
-        return _restore(name, config, saved, steps_per_epoch)
-    if name == "scratch":
-        from compare.training.scratch_backend import ScratchBackend
-
-        return ScratchBackend(config.arch.build_scratch(seed=config.seed, dtype=config.dtype),
-                              config.optimizer)
-    from compare.training.torch_backend import TorchBackend
-
-    _, torch_model = build_twins(config.arch, seed=config.seed, dtype=config.dtype,
-                                 device=config.device)
-    return TorchBackend(torch_model, config.optimizer)
-
-
-def evaluation_backend(model: Any, optimizer: OptimizerSpec | None = None) -> Backend:
-    """The backend around a network of either twin; without an ``optimizer`` it only
-    evaluates."""
-    import scratch
-
-    if isinstance(model, scratch.Sequential):
-        from compare.training.scratch_backend import ScratchBackend
-
-        return ScratchBackend(model, optimizer)
-    from compare.training.torch_backend import TorchBackend
-
-    return TorchBackend(model, optimizer)
-
-
-def _restore(name: str, config: TrainConfig, saved: Checkpoint, steps_per_epoch: int) -> Backend:
-    from compare.training.checkpoint import CheckpointError, network
-
-    if saved.optimizer is None:
-        raise CheckpointError(f"{saved.path}: this checkpoint format holds no optimizer state; "
-                              "it can be evaluated but not resumed")
-    backend = evaluation_backend(network(saved, name, device=config.device), config.optimizer)
-    position = saved.meta["position"]
-    try:
-        backend.load_optimizer_state(saved.optimizer,
-                                     position["epoch"] * steps_per_epoch + position["step"])
-    except ValueError as error:
-        raise CheckpointError(f"{saved.path}: its optimizer state does not fit the run's "
-                              f"{config.optimizer.name} optimizer: {error}") from None
-    return backend

@@ -10,8 +10,7 @@ normalization and the run, the optimizer's state, and what the interrupted epoch
 - torch: ``checkpoint.pt``, read with ``weights_only=True``: ``{"state_dict", "optimizer"
   (torch.optim's state_dict), "progress", "meta" (a JSON string)}``.
 
-Format 1 (before the state dict was shared) stored scratch weights as ``<index>.W`` (in, out)
-and ``<index>.b``; such files still load.
+``meta["format"]`` is :data:`FORMAT`; a file without it, or with another, is refused.
 """
 
 from __future__ import annotations
@@ -43,8 +42,6 @@ if TYPE_CHECKING:
     from torch import nn
 
 FORMAT = 2
-UMASK = os.umask(0o022)
-os.umask(UMASK)  # read once: the process's umask, which mkstemp's 0600 files ignore
 SUFFIXES = {"scratch": ".npz", "torch": ".pt"}
 NETWORK_KEYS = {"arch": str, "activation": str, "dtype": str}
 DATA_KEYS = {"dataset": str, "data_dir": str, "val_size": int, "seed": int, "mean": float,
@@ -58,7 +55,7 @@ class CheckpointError(UserError):
 @dataclass
 class Checkpoint:
     """What a checkpoint file holds: the state dict as NumPy arrays, the twin's own optimizer
-    state (None in format 1), the interrupted epoch's records, and ``meta``."""
+    state, the interrupted epoch's records, and ``meta``."""
 
     path: Path
     written_by: str
@@ -71,13 +68,21 @@ class Checkpoint:
         return Architecture.from_meta(self.meta)
 
 
+def process_umask() -> int:
+    """The process's umask (reading it means setting it: it is set back at once)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """``write(file)`` into a temporary file beside ``path``, then rename it over ``path`` and
     sync the folder, so that ``path`` is always a whole checkpoint, old or new."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            os.fchmod(file.fileno(), 0o666 & ~UMASK)  # as readable as the event files beside it
+            # mkstemp makes it 0600: as readable as the event files beside it instead
+            os.fchmod(file.fileno(), 0o666 & ~process_umask())
             write(file)
             file.flush()
             os.fsync(file.fileno())
@@ -122,25 +127,12 @@ def save_pt(path: Path, state: Mapping[str, Any], meta: dict, optimizer: dict | 
     write_atomically(path, lambda file: torch.save(saved, file))
 
 
-def _upgrade_format_1(arrays: dict[str, np.ndarray]) -> StateDict:
-    """Format 1's ``<index>.W`` (in, out) and ``<index>.b`` as a state dict."""
-    names = {"W": "weight", "b": "bias"}
-    state = {}
-    for key, value in arrays.items():
-        index, kind = key.split(".")
-        name = f"{index}.{names[kind]}"
-        state[name] = np.ascontiguousarray(value.T if kind == "W" else value)
-    return state
-
-
 def _read_npz(path: Path) -> Checkpoint:
     with np.load(path, allow_pickle=False) as archive:
         meta = json.loads(str(archive["meta"]))
         arrays = {key: archive[key] for key in archive.files if key != "meta"}
     if not isinstance(meta, dict):
         return Checkpoint(path, "scratch", meta, {})  # refused by check_meta
-    if not meta.get("format"):
-        return Checkpoint(path, "scratch", meta, _upgrade_format_1(arrays))
     optimizer: dict = {"state": {}, **meta.pop("optimizer_scalars", {})}
     for key, array in arrays.items():
         if key.startswith("optimizer/"):
@@ -223,8 +215,8 @@ def read(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(error).__name__}: "
                               f"{error})") from None
     check_meta(path, saved.meta, NETWORK_KEYS)
-    if "format" in saved.meta and saved.meta["format"] != FORMAT:  # format 1 has none
-        raise CheckpointError(f"{path}: meta 'format' {saved.meta['format']!r} is not the one "
+    if saved.meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: meta 'format' {saved.meta.get('format')!r} is not the one "
                               f"this program writes ({FORMAT})")
     _check_arrays(path, saved.state, saved.meta["dtype"])
     return saved

@@ -1,68 +1,131 @@
-"""The training loop, shaped like pytorch/examples' mnist/main.py: ``train_epoch``, ``evaluate``,
-``fit``. Either twin runs it through the Backend interface; both see one seeded permutation of
-the training set per epoch, so from the same initial weights they see the same batches.
+"""The training loop, for one twin or both: on each batch every twin being trained takes its step
+in turn (scratch, then torch), so the twins always stand at one position of the run, and under
+``--lockstep`` they are compared after every step. Both see one seeded permutation of the
+training set per epoch, so from the same initial weights they see the same batches. An epoch
+ends in three calls: check (finite or stop), log, checkpoint.
 
-A run continues exactly from a checkpoint's :class:`~compare.training.config.Position`: the
-same shuffle, from the next step, with the optimizer's state; Ctrl-C stops it at the end of the
-current step with such a checkpoint written.
+A run continues exactly from its checkpoints' :class:`~compare.training.config.Position`: the
+same shuffle, from the next step, with the optimizers' state. Ctrl-C stops it at the end of the
+current step, every twin checkpointed there.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from compare.data import Splits
 from compare.errors import InterruptionError
-from compare.training.backend import Backend, Evaluation, Loader, build_backend
-from compare.training.checkpoint import Checkpoint
-from compare.training.config import EpochOrders, Position, TrainConfig, batch_bounds
+from compare.harness.lockstep import Lockstep
+from compare.insight.log import log_every, recorded_steps
+from compare.training.backend import Backend, Evaluation
+from compare.training.checkpoint_writer import CheckpointWriter
+from compare.training.config import (
+    BEGINNING,
+    EpochOrders,
+    Position,
+    TrainConfig,
+    steps_per_epoch,
+)
+from compare.training.console import epoch_line, progress_bar, test_line
+from compare.training.divergence import TrainingError, stop_if_not_finite
+from compare.training.events import TwinEvents
+from compare.training.history import History
 from compare.training.interrupt import StopRequest
-from compare.training.run_log import BackendResult, RunLog
 from compare.training.threads import blas_thread_policy
+from compare.training.twin import Twin
 
 
-class Progress:
-    """A tqdm bar per epoch on a terminal; otherwise nothing until the epoch's one line."""
-
-    def __init__(self, label: str, steps: int, quiet: bool) -> None:
-        self.bar = None
-        if not quiet and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=steps, desc=label, leave=False, unit="step")
-
-    def update(self) -> None:
-        if self.bar is not None:
-            self.bar.update()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def discard(line: str) -> None:
+    """Where a run's console lines go when nobody reads them."""
 
 
-def train_epoch(backend: Backend, loader: Loader, order: np.ndarray, batch_size: int,
-                progress: Progress, *, first_step: int = 0, stop: StopRequest | None = None,
-                norm_steps: Sequence[int] = ()) -> tuple[np.ndarray, float]:
-    """One pass over the training set in ``order``, from batch ``first_step`` on, or until
-    ``stop`` is requested: (the losses of the steps taken, the seconds they took). The steps at
-    positions ``norm_steps`` (counted from ``first_step``) record their gradient norms."""
-    started = time.perf_counter()
-    backend.start_epoch(len(batch_bounds(len(order), batch_size)) - first_step, norm_steps)
-    try:
-        for x, y in loader.batches(order, batch_size, first_step):
-            backend.train_step(x, y)
-            progress.update()
-            if stop is not None and stop.requested:
+@dataclass
+class Run:
+    """What :func:`train` trains: ``twins`` (one or both) on ``splits`` with ``config``, writing
+    into ``folder`` (``<folder>/<twin>/``, each checkpoint with ``meta``; None: nothing is
+    written). ``insight`` records per-step curves and pictures, ``lockstep`` compares the twins
+    after every step; ``log`` takes the console lines, ``show_progress`` draws a bar on a
+    terminal."""
+
+    twins: list[Twin]
+    config: TrainConfig
+    splits: Splits
+    folder: Path | None = None
+    meta: dict = field(default_factory=dict)
+    insight: bool = True
+    lockstep: bool = False
+    log: Callable[[str], None] = discard
+    show_progress: bool = False
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return steps_per_epoch(len(self.splits.train_y), self.config.batch_size)
+
+    @property
+    def recording_interval(self) -> int:
+        """k: the insight's per-step curves take every k-th step (0: none)."""
+        return log_every(self.steps_per_epoch) if self.insight else 0
+
+    @property
+    def draws_pictures(self) -> bool:
+        """Whether insight pictures are drawn (they need every layer's outputs)."""
+        return self.insight and self.folder is not None
+
+
+@dataclass
+class StepLoop:
+    """Steps ``twins`` through the batches of an epoch: on each batch every twin in turn, then
+    ``compare`` (--lockstep) sees them with the global step, until the epoch ends or ``stop``
+    is requested."""
+
+    twins: Sequence[Twin]
+    batch_size: int
+    stop: StopRequest | None = None
+    compare: Callable[[list[Backend], int], None] | None = None
+
+    def epoch(self, order: np.ndarray, position: Position = BEGINNING,
+              norm_steps: Sequence[int] = (), bar: Any = None) -> int:
+        """The steps of the epoch in ``order`` from ``position`` on; how many were taken. Each
+        twin's records gain the steps' losses, the gradient norms of those at ``norm_steps``
+        (0-based, counted from ``position``) and the seconds: a twin trained alone has the
+        epoch's, twins trained together each the time of its own steps."""
+        steps = steps_per_epoch(len(order), self.batch_size)
+        batches = []
+        for twin in self.twins:
+            twin.backend.start_epoch(steps - position.step, norm_steps)
+            batches.append(twin.loader.batches(order, self.batch_size, position.step))
+        alone = len(self.twins) == 1
+        clock = float if alone else time.perf_counter  # alone: float() is 0, the epoch is timed
+        seconds = [0.0 for _ in self.twins]
+        started, taken = time.perf_counter(), 0
+        last = Position(position.epoch + 1).global_step(steps)
+        for step in range(position.global_step(steps) + 1, last + 1):
+            for index, twin in enumerate(self.twins):
+                began = clock()
+                twin.backend.train_step(*next(batches[index]))
+                seconds[index] += clock() - began
+            taken += 1
+            if bar is not None:
+                bar.update()
+            if self.compare is not None:
+                self.compare([twin.backend for twin in self.twins], step)
+            if self.stop is not None and self.stop.requested:
                 break
-        losses = backend.step_losses()  # the epoch's one read from the device
-        return losses, time.perf_counter() - started
-    finally:
-        progress.close()
+        for index, twin in enumerate(self.twins):  # reading the losses waits for the device
+            began = clock()
+            twin.take_records()
+            seconds[index] += clock() - began
+        for twin, spent in zip(self.twins, [time.perf_counter() - started] if alone else seconds,
+                               strict=True):
+            twin.records.seconds += spent
+        return taken
 
 
 def evaluate(backend: Backend, x: np.ndarray, y: np.ndarray, *, keep_outputs: bool = False
@@ -71,101 +134,107 @@ def evaluate(backend: Backend, x: np.ndarray, y: np.ndarray, *, keep_outputs: bo
     return backend.evaluate(x, y, keep_outputs=keep_outputs) if len(y) else None
 
 
-def remaining_epochs(position: Position, config: TrainConfig, orders: EpochOrders
-                     ) -> Iterator[tuple[Position, np.ndarray]]:
-    """For each epoch still to train, where it begins (epochs done, steps already taken in it,
-    the shuffle state before it, those steps' losses and seconds) and its sample order."""
-    for done in range(position.epoch, config.epochs):
-        first = done == position.epoch
-        begun = (Position(done, position.step, orders.state(), position.losses, position.seconds,
-                          position.grad_norms) if first else Position(done, 0, orders.state()))
-        yield begun, orders.next()
+def run_epochs(run: Run, loop: StepLoop, start: Position) -> None:
+    """Train from ``start`` to the run's last epoch; on Ctrl-C, checkpoint the position reached
+    and raise InterruptionError."""
+    config, steps, every = run.config, run.steps_per_epoch, run.recording_interval
+    orders = EpochOrders(len(run.splits.train_y), config.seed, start.shuffle_state)
+    position = start
+    while position.epoch < config.epochs:
+        position = replace(position, shuffle_state=orders.state())  # None at the beginning
+        order = orders.next()
+        for twin in run.twins:
+            twin.backend.lr = config.lr_at(position.epoch)
+        norm_steps = recorded_steps(position.global_step(steps) + 1, steps - position.step, every)
+        bar = progress_bar(f"epoch {position.epoch + 1}/{config.epochs}", steps - position.step,
+                           not run.show_progress)
+        try:
+            taken = loop.epoch(order, position, norm_steps, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        position = replace(position, step=position.step + taken)
+        if position.step < steps:
+            for twin in run.twins:
+                twin.save(position)
+            raise stopped(run, position.epoch + 1)
+        position = end_epoch(run, position, orders.state())
+        if loop.stop is not None and loop.stop.requested and position.epoch < config.epochs:
+            raise stopped(run, position.epoch)
 
 
-def close_epoch(run: RunLog, backend: Backend, splits: Splits, begun: Position,
-                losses: np.ndarray, seconds: float, next_shuffle_state: dict) -> bool:
-    """Validate, log and checkpoint the epoch after ``begun``, now that ``backend`` took its
-    remaining steps (their ``losses``, in ``seconds``); False (after checkpointing where it
-    stopped) when Ctrl-C cut it short."""
-    losses = np.concatenate([begun.losses, losses])
-    norms = backend.step_grad_norms()
-    norms = np.concatenate([begun.grad_norms, norms]) if len(begun.grad_norms) else norms
-    seconds += begun.seconds
-    if len(losses) < len(batch_bounds(len(splits.train_y), run.config.batch_size)):
-        run.save(backend, Position(begun.epoch, len(losses), begun.shuffle_state, losses, seconds,
-                                   norms))
-        return False
-    validation = evaluate(backend, splits.val_x, splits.val_y,
-                          keep_outputs=run.insight is not None)
-    run.end_epoch(backend, begun.epoch + 1, losses, norms, seconds, validation,
-                  Position(begun.epoch + 1, 0, next_shuffle_state))
-    return True
+def end_epoch(run: Run, position: Position, next_shuffle_state: dict) -> Position:
+    """The end of the epoch at ``position`` (all its steps taken): check, log, checkpoint; the
+    position the run goes on from."""
+    validations = [evaluate(twin.backend, run.splits.val_x, run.splits.val_y,
+                            keep_outputs=run.draws_pictures) for twin in run.twins]
+    for twin, validation in zip(run.twins, validations, strict=True):  # check
+        stop_if_not_finite(twin, position.epoch, validation)
+    for twin, validation in zip(run.twins, validations, strict=True):  # log
+        record = twin.log_epoch(position.epoch + 1, validation)
+        run.log(epoch_line(twin.name, record, run.config.epochs, twin.backend.lr))
+    following = Position(position.epoch + 1, 0, next_shuffle_state)
+    for twin in run.twins:  # checkpoint
+        twin.save(following)
+    return following
 
 
-def fit(backend: Backend, splits: Splits, config: TrainConfig, run: RunLog, *,
-        position: Position, stop: StopRequest, quiet: bool = False) -> BackendResult:
-    """Train from ``position`` to ``config.epochs``, validating and checkpointing after every
-    epoch; on Ctrl-C, checkpoint the position reached and raise InterruptionError."""
-    loader = backend.loader(splits.train_x, splits.train_y)
-    orders = EpochOrders(len(splits.train_y), config.seed, position.shuffle_state)
-    steps = len(batch_bounds(len(splits.train_y), config.batch_size))
-    for begun, order in remaining_epochs(position, config, orders):
-        backend.lr = config.lr_at(begun.epoch)
-        progress = Progress(f"epoch {begun.epoch + 1}/{config.epochs}", steps - begun.step, quiet)
-        losses, seconds = train_epoch(backend, loader, order, config.batch_size, progress,
-                                 first_step=begun.step, stop=stop,
-                                 norm_steps=run.recorded_steps(begun.epoch * steps + begun.step,
-                                                               steps - begun.step))
-        closed = close_epoch(run, backend, splits, begun, losses, seconds, orders.state())
-        if not closed or (stop.requested and begun.epoch + 1 < config.epochs):
-            raise InterruptionError(f"{backend.name} stopped by Ctrl-C in epoch "
-                                    f"{begun.epoch + 1}; checkpoint {run.checkpoint}")
-    return run.finish(backend, evaluate(backend, splits.test_x, splits.test_y,
-                                        keep_outputs=run.insight is not None))
+def stopped(run: Run, epoch: int) -> InterruptionError:
+    """Ctrl-C stopped the run in ``epoch`` (1-based)."""
+    saved = "" if run.folder is None else f"; checkpoints in {run.folder}"
+    return InterruptionError(f"stopped by Ctrl-C in epoch {epoch}{saved}")
 
 
-def resume_command(run_dir: Path) -> str:
-    return f"python -m compare train --resume {run_dir}"
+def open_folders(run: Run, start: Position, stack: ExitStack) -> None:
+    """Each twin's checkpoint writer and events in ``<folder>/<twin>/`` (entered in ``stack``);
+    a twin without a checkpoint saves one at ``start``; at the run's start, the untrained
+    networks' events."""
+    if run.folder is None:
+        return
+    for twin in run.twins:
+        folder = run.folder / twin.name
+        folder.mkdir(exist_ok=True)
+        twin.checkpoints = CheckpointWriter(folder, twin.backend.checkpoint_suffix, run.meta,
+                                            keep_previous=len(run.twins) > 1)
+        twin.events = stack.enter_context(TwinEvents(
+            folder, run.config, run.meta, ended=start.epoch >= run.config.epochs,
+            insight_splits=run.splits if run.insight else None, every=run.recording_interval))
+        if twin.saved is None:
+            twin.save(start)
+        if (start.epoch, start.step) == (0, 0):
+            twin.events.start(twin.backend)
 
 
-def train(backend_names: list[str], config: TrainConfig, splits: Splits, run_dir: Path,
-          meta: dict, *, log: Callable[[str], None] = print, quiet: bool = False,
-          saved: dict[str, Checkpoint] | None = None, insight: bool = True
-          ) -> list[BackendResult]:
-    """Train each twin in turn from the same initial weights, or continue each from its
-    checkpoint in ``saved``, under the BLAS thread policy for this batch size; ``insight``
-    adds the pictures and per-step curves of :mod:`compare.insight.log`."""
-    results = []
-    steps = len(batch_bounds(len(splits.train_y), config.batch_size))
-    with blas_thread_policy(config.batch_size), StopRequest() as stop:
-        for name in backend_names:
-            checkpoint = (saved or {}).get(name)
-            backend = build_backend(name, config, checkpoint, steps_per_epoch=steps)
-            with RunLog(backend, run_dir, config, meta, log,
-                        checkpoint.meta if checkpoint else None,
-                        splits if insight else None) as run:
-                position = start_position(run, backend, checkpoint)
-                try:
-                    results.append(fit(backend, splits, config, run, position=position,
-                                       stop=stop, quiet=quiet))
-                except InterruptionError as interrupted:
-                    raise InterruptionError(f"{interrupted}; resume with: {resume_command(run_dir)}"
-                                      ) from None
-    return results
+def finish(run: Run, twin: Twin) -> History:
+    """The twin's test evaluation, summary and last line."""
+    test = evaluate(twin.backend, run.splits.test_x, run.splits.test_y,
+                    keep_outputs=run.draws_pictures)
+    if not np.isfinite(test.loss):
+        kept = ("" if twin.checkpoints is None else
+                f"; the checkpoint is kept at {twin.checkpoints.path}")
+        raise TrainingError(f"{twin.name}: the test loss is {test.loss} after epoch "
+                            f"{run.config.epochs}{kept}")
+    if twin.events is not None:
+        twin.events.finish(twin.history.train_loss, test)
+    twin.history.test = Evaluation(test.loss, test.accuracy)
+    twin.history.run_dir = None if twin.checkpoints is None else str(twin.checkpoints.path.parent)
+    run.log(test_line(twin.name, test.accuracy))
+    return twin.history
 
 
-def start_position(run: RunLog, backend: Backend, checkpoint: Checkpoint | None) -> Position:
-    """Where ``backend`` starts: the checkpoint's position, or epoch 0 (checkpointed now). The
-    untrained network's events are logged at epoch 0 (again after a kill: none is repeated)."""
-    if checkpoint is None:
-        run.save(backend, Position())
-        position = Position()
-    else:
-        saved, records = checkpoint.meta["position"], checkpoint.progress
-        position = Position(saved["epoch"], saved["step"], saved["shuffle_state"],
-                            records.get("losses", np.zeros(0)), saved["seconds"],
-                            records.get("grad_norms", np.zeros((0, 0))))
-        run.saved = position
-    if position.epoch == position.step == 0:
-        run.start(backend)
-    return position
+def train(run: Run, start: Position = BEGINNING, stop: StopRequest | None = None
+          ) -> list[History]:
+    """Train the run's twins together from ``start`` (where their checkpoints stand, or the
+    beginning) to its last epoch, then test them; each twin's history. Runs under the BLAS
+    thread policy of its batch size; Ctrl-C stops it at the end of a step (InterruptionError),
+    watched by ``stop`` (by default, a request of its own while it trains)."""
+    with ExitStack() as stack:
+        stack.enter_context(blas_thread_policy(run.config.batch_size))
+        stop = stop or stack.enter_context(StopRequest())
+        open_folders(run, start, stack)
+        compare = None
+        if run.lockstep:
+            compare = stack.enter_context(Lockstep(
+                None if run.folder is None else run.folder / "parity", run.config.dtype))
+        run_epochs(run, StepLoop(run.twins, run.config.batch_size, stop, compare), start)
+        return [finish(run, twin) for twin in run.twins]

@@ -30,16 +30,14 @@ class ScratchLoader:
     def batches(self, order: np.ndarray, batch_size: int, first_step: int = 0
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for start, stop in batch_bounds(len(order), batch_size)[first_step:]:
-            yield self.gather(order[start:stop])
-
-    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if len(rows) not in self._buffers:
-            self._buffers[len(rows)] = (np.zeros((len(rows), self.x.shape[1]), self.x.dtype),
-                                        np.zeros(len(rows), self.y.dtype))
-        x, y = self._buffers[len(rows)]
-        np.take(self.x, rows, axis=0, out=x, mode="clip")
-        np.take(self.y, rows, axis=0, out=y, mode="clip")
-        return x, y
+            if stop - start not in self._buffers:
+                self._buffers[stop - start] = (
+                    np.zeros((stop - start, self.x.shape[1]), self.x.dtype),
+                    np.zeros(stop - start, self.y.dtype))
+            x, y = self._buffers[stop - start]
+            np.take(self.x, order[start:stop], axis=0, out=x, mode="clip")
+            np.take(self.y, order[start:stop], axis=0, out=y, mode="clip")
+            yield x, y
 
 
 class ScratchBackend:
@@ -56,8 +54,8 @@ class ScratchBackend:
         self.spec = optimizer
         self.optimizer = optimizer.build_scratch(model.parameters()) if optimizer else None
         self.loss = scratch.CrossEntropyLoss()
-        self.weight_names = [name for name, _ in model.named_parameters()
-                             if name.endswith(".weight")]
+        self.weights = [(name, p) for name, p in model.named_parameters()
+                        if name.endswith(".weight")]
         self.start_epoch(0)
 
     @property
@@ -74,7 +72,7 @@ class ScratchBackend:
     def start_epoch(self, steps: int, norm_steps: Sequence[int] = ()) -> None:
         self._losses = np.zeros(steps)
         self._norm_rows = {step: row for row, step in enumerate(norm_steps)}
-        self._norms = np.zeros((len(norm_steps), len(self.weight_names)))
+        self._norms = np.zeros((len(norm_steps), len(self.weights)))
         self._step = 0
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -82,7 +80,9 @@ class ScratchBackend:
         self._losses[self._step] = self.loss.forward(self.logits_model.forward(x), y)
         self.logits_model.backward_parameters(self.loss.backward())
         if self._step in self._norm_rows:
-            self._norms[self._norm_rows[self._step]] = list(self.grad_norms().values())
+            row = self._norms[self._norm_rows[self._step]]
+            for column, (_, weight) in enumerate(self.weights):
+                row[column] = np.linalg.norm(weight.grad)
         self.optimizer.step()
         self._step += 1
 
@@ -117,9 +117,9 @@ class ScratchBackend:
         return scratch_state_dict(self.model)
 
     def grad_norms(self) -> dict[str, float]:
-        grads = scratch_state_dict(self.model, grads=True)
-        return {name: float(np.linalg.norm(g)) for name, g in grads.items()
-                if name.endswith(".weight")}
+        """The norm of each Linear weight's gradient, by its name in the state dict (a norm
+        does not see scratch's transposed layout)."""
+        return {name: float(np.linalg.norm(p.grad)) for name, p in self.weights}
 
     def save_checkpoint(self, path: Path, meta: dict, progress: dict[str, np.ndarray]) -> None:
         optimizer = self.optimizer.state_dict() if self.optimizer else None

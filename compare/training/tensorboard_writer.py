@@ -1,18 +1,23 @@
 """Minimal TensorBoard event-file writer that needs neither PyTorch nor TensorFlow.
 
-It is built only on the ``tensorboard`` pip package: its ``EventFileWriter`` writes the
-event file and its protocol buffers describe the summaries. The public API mirrors
-``torch.utils.tensorboard.SummaryWriter`` so that the NumPy and the PyTorch runs log
-the same way, with one difference: :meth:`SummaryWriter.add_hparams` writes into the run
-folder itself instead of a new sub-folder.
+It is built only on the ``tensorboard`` pip package, whose protocol buffers describe the
+summaries. The public API mirrors ``torch.utils.tensorboard.SummaryWriter`` so that the NumPy
+and the PyTorch runs log the same way, with one difference: :meth:`SummaryWriter.add_hparams`
+writes into the run folder itself instead of a new sub-folder.
 
-Every record of an event file carries a CRC32C checksum. Without TensorFlow, ``tensorboard``
-computes it in pure Python, which made the checksum of one image cost more than drawing it; the
-writer hands it ``google-crc32c``'s C implementation instead (same checksum, see the tests).
+:class:`EventFile` writes the file itself, in TensorBoard's record format, as ``tensorboard``'s
+``EventFileWriter`` does but in the calling thread. Every record carries a CRC32C checksum:
+``tensorboard`` computes it in pure Python, which made the checksum of one image cost more than
+drawing it, so the file takes ``google-crc32c``'s C implementation (the same checksum, see the
+tests) and no module of ``tensorboard`` is patched.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import socket
+import struct
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,8 +40,10 @@ from tensorboard.plugins.custom_scalar import metadata as custom_scalar_metadata
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.plugins.text import metadata as text_metadata
-from tensorboard.summary.writer import record_writer
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+HParamValue = float | int | str | bool
+FILE_NUMBERS = itertools.count()
+"""Tells apart the event files one process opens in one second."""
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -45,9 +52,31 @@ def masked_crc32c(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-record_writer.masked_crc32c = masked_crc32c
+class EventFile:
+    """One event file in ``folder``, named as TensorBoard's writers name theirs (``filename_suffix``
+    last), each event written as a TFRecord: its length, the length's checksum, the serialized
+    event and its checksum (little-endian)."""
 
-HParamValue = float | int | str | bool
+    def __init__(self, folder: Path, filename_suffix: str = "") -> None:
+        name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
+                f"{os.getpid()}.{next(FILE_NUMBERS)}{filename_suffix}")
+        self.path = folder / name
+        self._file = open(self.path, "wb")  # noqa: SIM115 - closed by close()
+        self.write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+        self.flush()
+
+    def write(self, event: event_pb2.Event) -> None:
+        data = event.SerializeToString()
+        header = struct.pack("<Q", len(data))
+        self._file.write(header + struct.pack("<I", masked_crc32c(header)) + data +
+                         struct.pack("<I", masked_crc32c(data)))
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
 
 
 def _histogram_proto(values: np.ndarray, bins: int) -> HistogramProto:
@@ -144,8 +173,8 @@ class SummaryWriter:
     """Write scalars, histograms, images, text, hyperparameters and a custom-scalars layout to a
     TensorBoard run folder.
 
-    Events are queued and written by a background thread; call :meth:`flush` to force
-    them to disk and :meth:`close` (or use the writer as a context manager) when done.
+    Events are buffered; call :meth:`flush` to write them to the file and :meth:`close` (or use
+    the writer as a context manager) when done.
     """
 
     def __init__(self, log_dir: str | Path, filename_suffix: str = "",
@@ -155,13 +184,14 @@ class SummaryWriter:
         (a resumed run passes the :func:`written_points` of its folder: no point twice)."""
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._writer = EventFileWriter(str(self.log_dir), filename_suffix=filename_suffix)
+        with self._naming_the_folder():
+            self._writer = EventFile(self.log_dir, filename_suffix)
         self._skip = skip
 
     @contextmanager
     def _naming_the_folder(self) -> Iterator[None]:
-        """The writer thread's OS errors (a full disk, a folder made read-only), raised again
-        here, with the run folder's name when they carry none."""
+        """OS errors of the writes (a full disk, a folder made read-only), with the run
+        folder's name when they carry none."""
         try:
             yield
         except OSError as error:
@@ -179,7 +209,7 @@ class SummaryWriter:
             wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values)
         )
         with self._naming_the_folder():
-            self._writer.add_event(event)
+            self._writer.write(event)
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
         """Log a scalar; TensorBoard stores it as float32."""

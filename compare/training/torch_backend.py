@@ -38,18 +38,15 @@ class TorchLoader:
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         rows = torch.from_numpy(order).to(self.device)
         for start, stop in batch_bounds(len(order), batch_size)[first_step:]:
-            yield self.gather(rows[start:stop])
-
-    def gather(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        size = len(rows)
-        if size not in self._buffers:
-            self._buffers[size] = (
-                torch.empty((size, self.x.shape[1]), dtype=self.x.dtype, device=self.device),
-                torch.empty(size, dtype=self.y.dtype, device=self.device))
-        x, y = self._buffers[size]
-        torch.index_select(self.x, 0, rows, out=x)
-        torch.index_select(self.y, 0, rows, out=y)
-        return x, y
+            if stop - start not in self._buffers:
+                self._buffers[stop - start] = (
+                    torch.empty((stop - start, self.x.shape[1]), dtype=self.x.dtype,
+                                device=self.device),
+                    torch.empty(stop - start, dtype=self.y.dtype, device=self.device))
+            x, y = self._buffers[stop - start]
+            torch.index_select(self.x, 0, rows[start:stop], out=x)
+            torch.index_select(self.y, 0, rows[start:stop], out=y)
+            yield x, y
 
 
 class TorchBackend:

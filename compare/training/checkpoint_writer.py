@@ -1,0 +1,45 @@
+"""Where a twin's checkpoint is written: ``<run>/<twin>/checkpoint.npz`` (scratch) or
+``checkpoint.pt`` (torch), replaced whole at each save (:func:`checkpoint.write_atomically`).
+
+A run of two twins keeps each twin's checkpoint before the last as ``checkpoint-previous``: the
+twins save one after the other, so a run killed between their saves has one twin a position
+ahead, whose previous checkpoint is where the other stands (``--resume`` takes it back).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from compare.training.backend import Backend
+from compare.training.config import Position
+from compare.training.history import History, StepRecords
+
+
+class CheckpointWriter:
+    """Saves one twin's checkpoints into ``folder``, each with the run's ``meta`` and where the
+    twin stands; ``keep_previous`` keeps the one before (a run of two twins)."""
+
+    def __init__(self, folder: Path, suffix: str, meta: dict, *, keep_previous: bool) -> None:
+        self.path = folder / f"checkpoint{suffix}"
+        self.previous = folder / f"checkpoint-previous{suffix}"
+        self.meta, self.keep_previous = meta, keep_previous
+        for stale in folder.glob(".*.tmp"):  # half-written by a killed process
+            stale.unlink()
+
+    def save(self, backend: Backend, position: Position, records: StepRecords,
+             history: History) -> None:
+        """A checkpoint from which the run continues exactly at ``position``, with the
+        ``records`` of the steps taken in its epoch and the seconds and last training loss of
+        the epochs before (from ``history``)."""
+        if self.keep_previous and self.path.exists():
+            self.previous.unlink(missing_ok=True)
+            os.link(self.path, self.previous)
+        loss = history.train_loss
+        meta = self.meta | {"backend": backend.name, "epoch": position.epoch,
+                            "position": position.to_json(records.seconds),
+                            "epoch_seconds": history.epoch_seconds,
+                            "train_loss": None if math.isnan(loss) else loss}
+        backend.save_checkpoint(self.path, meta, {"losses": records.losses,
+                                                  "grad_norms": records.grad_norms})

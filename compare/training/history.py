@@ -1,0 +1,79 @@
+"""What a run measured, per twin, kept in memory: each epoch's losses, validation and seconds, and
+the test at the end. ``compare.fit`` returns it, the lessons read it, ``--json`` prints it."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from compare.training.backend import Evaluation
+
+
+@dataclass
+class StepRecords:
+    """What the steps of the epoch under way recorded so far: each step's loss (steps,), the
+    weight-gradient norms of the recorded ones (recorded steps, Linear layers), their seconds."""
+
+    losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    grad_norms: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    seconds: float = 0.0
+
+    def extended(self, losses: np.ndarray, grad_norms: np.ndarray, seconds: float
+                 ) -> StepRecords:
+        """These records followed by those of more steps."""
+        norms = np.concatenate([self.grad_norms, grad_norms]) if len(self.grad_norms) else \
+            grad_norms
+        return StepRecords(np.concatenate([self.losses, losses]), norms, self.seconds + seconds)
+
+
+@dataclass
+class EpochRecord:
+    """One epoch of one twin: ``epoch`` (1-based), the mean of its step losses, the validation
+    (None without a validation split), its seconds, every step's loss (steps,) and the recorded
+    steps' weight-gradient norms (recorded steps, Linear layers)."""
+
+    epoch: int
+    train_loss: float
+    validation: Evaluation | None
+    seconds: float
+    step_losses: np.ndarray = field(repr=False)
+    grad_norms: np.ndarray = field(repr=False)
+
+
+@dataclass
+class History:
+    """One twin's run: ``backend`` (``"scratch"`` or ``"torch"``) on ``device``, the epochs it
+    trained in this process, and its ``test`` evaluation after the last epoch (None until then).
+
+    A resumed run also has what its checkpoint kept of the epochs before: their seconds
+    (``earlier_seconds``) and the last one's training loss (``earlier_train_loss``).
+    """
+
+    backend: str
+    device: str
+    epochs: list[EpochRecord] = field(default_factory=list)
+    test: Evaluation | None = None
+    run_dir: str | None = None  # the twin's folder; None when nothing was written
+    earlier_seconds: list[float] = field(default_factory=list)
+    earlier_train_loss: float = math.nan
+
+    @property
+    def epoch_seconds(self) -> list[float]:
+        """The seconds of every epoch of the run, the earlier ones first."""
+        return [*self.earlier_seconds, *(record.seconds for record in self.epochs)]
+
+    @property
+    def train_loss(self) -> float:
+        """The last epoch's training loss (NaN before any)."""
+        return self.epochs[-1].train_loss if self.epochs else self.earlier_train_loss
+
+    def to_json(self) -> str:
+        """The line ``compare train --json`` prints for this twin."""
+        return json.dumps({"backend": self.backend, "device": self.device,
+                           "test_accuracy": self.test.accuracy if self.test else None,
+                           "final_train_loss": self.train_loss,
+                           "epoch_seconds": self.epoch_seconds, "run_dir": self.run_dir},
+                          allow_nan=False)

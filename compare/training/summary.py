@@ -1,0 +1,78 @@
+"""What is known of a twin's run only when it ends: the test accuracy, the HParams entry and the
+insight of the test set, in an event file of its own, ``*.summary``.
+
+The summary is written aside (``.summary.staging``) and moved in whole, so a run killed while
+finishing has a whole summary or none (and finishes again when resumed); a run resumed to train
+longer removes it: it describes an end the run no longer has.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from compare.insight.log import InsightLog
+from compare.training.backend import Evaluation
+from compare.training.config import TrainConfig
+from compare.training.tensorboard_writer import SummaryWriter
+
+SUFFIX = ".summary"
+STAGING = ".summary.staging"
+
+
+def hparams(config: TrainConfig, meta: dict) -> dict[str, float | int | str | bool]:
+    """The run's settings as the HParams tab shows them."""
+    return {
+        "arch": config.arch.spec, "activation": config.arch.activation,
+        "optimizer": config.optimizer.name, "lr": config.optimizer.lr,
+        "batch_size": config.batch_size, "epochs": config.epochs, "seed": config.seed,
+        "dtype": config.dtype, "schedule": config.schedule, "dataset": meta.get("dataset", ""),
+        **{k: v for k, v in config.optimizer.settings.items() if isinstance(v, int | float)},
+    }
+
+
+def hparams_markdown(config: TrainConfig, meta: dict) -> str:
+    """The settings and the data's normalization as a Markdown table (the Text tab)."""
+    rows = [*hparams(config, meta).items(), ("normalization mean", meta["mean"]),
+            ("normalization std", meta["std"]), ("train / val / test", meta["sizes"])]
+    return "| setting | value |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def remove_unfinished(folder: Path, *, ended: bool) -> None:
+    """Remove a summary a killed process left half-made and, unless the run has ``ended``
+    (trained all its epochs), a summary of an end it no longer has."""
+    shutil.rmtree(folder / STAGING, ignore_errors=True)
+    if not ended:
+        for stale in folder.glob(f"*{SUFFIX}"):
+            stale.unlink()
+
+
+def write_summary(folder: Path, config: TrainConfig, meta: dict, train_loss: float,
+                  test: Evaluation, insight: InsightLog | None) -> None:
+    """The end of the run in ``folder``: test accuracy, HParams entry, the test set's insight."""
+    staging, epochs = folder / STAGING, config.epochs
+    with SummaryWriter(staging, filename_suffix=SUFFIX) as summary:
+        summary.add_scalar("Accuracy/test", test.accuracy, epochs)
+        summary.add_hparams(hparams(config, meta),
+                            {"hparam/test_accuracy": test.accuracy,
+                             "hparam/final_train_loss": train_loss}, step=epochs)
+        if insight:
+            insight.final(summary, epochs, test)
+    publish_summary(staging, folder)
+
+
+def publish_summary(staging: Path, folder: Path) -> None:
+    """Move the summary written in ``staging`` into ``folder`` in place of an older one, by
+    renaming: a run killed while finishing has a whole summary or none (and then finishes
+    again when resumed)."""
+    for stale in folder.glob(f"*{SUFFIX}"):
+        stale.unlink()
+    for written in staging.iterdir():
+        os.replace(written, folder / written.name)
+    staging.rmdir()
+
+
+def has_summary(folder: Path) -> bool:
+    """Whether the twin in ``folder`` finished its run (its summary is written)."""
+    return any(folder.glob(f"*{SUFFIX}"))
