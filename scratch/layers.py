@@ -42,29 +42,28 @@ class Linear(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, in) -> y (N, out)."""
-        self._check_input(x)
+        W, b = self.weight.value, self.bias.value  # noqa: N806 - the math's names
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"{self!r} expects input of shape (N, {self.in_features}), got {x.shape}"
+            )
+        if x.dtype != W.dtype:
+            raise TypeError(f"{self!r} holds {W.dtype} weights but got {x.dtype} input")
         self.x = x
-        return x @ self.W + self.b
+        return x @ W + b
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """dy (N, out) -> dx (N, in); writes dW (in, out) and db (out,)."""
         self.backward_parameters(grad_out)
-        return grad_out @ self.W.T  # dx = dy·Wᵀ
+        return grad_out @ self.weight.value.T  # dx = dy·Wᵀ
 
     def backward_parameters(self, grad_out: np.ndarray) -> None:
         """Writes dW and db only: the first layer of a network needs no dx for its input."""
         if self.x is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
-        np.matmul(self.x.T, grad_out, out=self.dW)  # dW = xᵀ·dy
-        np.sum(grad_out, axis=0, out=self.db)  # db = Σ_rows dy
-
-    def _check_input(self, x: np.ndarray) -> None:
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(
-                f"{self!r} expects input of shape (N, {self.in_features}), got {x.shape}"
-            )
-        if x.dtype != self.dtype:
-            raise TypeError(f"{self!r} holds {self.dtype} weights but got {x.dtype} input")
+        dW, db = self.weight.grad, self.bias.grad  # noqa: N806 - the math's names
+        np.matmul(self.x.T, grad_out, out=dW)  # dW = xᵀ·dy
+        np.sum(grad_out, axis=0, out=db)  # db = Σ_rows dy
 
     @property
     def W(self) -> np.ndarray:  # noqa: N802 - the math's name
@@ -81,10 +80,6 @@ class Linear(Module):
     @property
     def db(self) -> np.ndarray:
         return self.bias.grad
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.W.dtype
 
     def __repr__(self) -> str:
         return (
