@@ -6,11 +6,14 @@ What a script needs, as ``compare.NAME``::
     model, twin = compare.build_twins("784-128-10")  # scratch and torch, identical weights
     print(compare.check_parity("784-128-10").table())
     compare.check_layer(scratch_layer, torch_module, x)
-    compare.fit(...)                                  # both twins trained, side by side
+    config = compare.TrainConfig(compare.Architecture.parse("784-128-10"), epochs=2)
+    history = compare.fit(data, config)              # both twins trained, side by side
+    history["torch"].test.accuracy                   # a History per twin; nothing written
 
 Each name is imported when first used, so ``import compare`` imports neither torch nor the rest
 of the harness. A bad argument raises a :class:`UserError` with the one-line message the command
-line prints.
+line prints; a training run that stops raises a :class:`TrainingError` (a
+:class:`DivergenceError` when a loss or a weight stops being finite).
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ if TYPE_CHECKING:
     from compare.harness.check_layer import check_layer
     from compare.harness.parity import ParityReport
     from compare.harness.report import LayerCheckError, LayerReport
+    from compare.training.config import SettingsError, TrainConfig
+    from compare.training.divergence import DivergenceError, TrainingError
     from compare.training.fit import fit
+    from compare.training.history import History
+    from compare.training.optimizers import OptimizerSpec
 
 EXPORTS: dict[str, str] = {
     "load_data": "compare.api",
@@ -34,6 +41,9 @@ EXPORTS: dict[str, str] = {
     "check_parity": "compare.api",
     "check_layer": "compare.harness.check_layer",
     "fit": "compare.training.fit",
+    "TrainConfig": "compare.training.config",
+    "OptimizerSpec": "compare.training.optimizers",
+    "History": "compare.training.history",
     "Architecture": "compare.harness.arch",
     "Splits": "compare.data",
     "Twins": "compare.api",
@@ -43,6 +53,9 @@ EXPORTS: dict[str, str] = {
     "ArgumentError": "compare.api",
     "CheckError": "compare.errors",
     "LayerCheckError": "compare.harness.report",
+    "SettingsError": "compare.training.config",
+    "TrainingError": "compare.training.divergence",
+    "DivergenceError": "compare.training.divergence",
 }
 """Each name of ``__all__`` -> the module that defines it."""
 
@@ -50,10 +63,16 @@ __all__ = [
     "Architecture",
     "ArgumentError",
     "CheckError",
+    "DivergenceError",
+    "History",
     "LayerCheckError",
     "LayerReport",
+    "OptimizerSpec",
     "ParityReport",
+    "SettingsError",
     "Splits",
+    "TrainConfig",
+    "TrainingError",
     "Twins",
     "UserError",
     "build_twins",

@@ -71,7 +71,7 @@ def test_each_name_is_its_module_s_own(name: str) -> None:
 
 
 @pytest.mark.parametrize("function", [compare.load_data, compare.build_twins,
-                                      compare.check_parity])
+                                      compare.check_parity, compare.fit])
 def test_functions_are_typed(function: Callable) -> None:
     signature = inspect.signature(function)
     assert signature.return_annotation is not inspect.Signature.empty
@@ -265,15 +265,15 @@ def test_readme_own_loop_trains_scratch_alone(tmp_path: Path) -> None:
 
 
 def test_readme_fit_program_trains_both_twins(tmp_path: Path) -> None:
-    try:
-        compare.fit  # noqa: B018
-    except (AttributeError, ImportError):
-        pytest.skip("compare.fit not yet present")
+    """Two epochs on the sample give 0.8995 test accuracy (checked: over 0.85); in float64 the
+    twins print the same figure."""
     result = run_python(readme_program("fit-example"), tmp_path)
     assert result.returncode == 0, result.stderr
-    found = dict(re.findall(r"(scratch|torch): test accuracy (\S+)", result.stdout))
-    assert found.keys() == {"scratch", "torch"}, result.stdout
-    assert min(float(accuracy) for accuracy in found.values()) >= 0.85, result.stdout
+    found = re.findall(r"^(scratch|torch): test accuracy (\d\.\d{4})$", result.stdout, re.MULTILINE)
+    assert [twin for twin, _ in found] == ["scratch", "torch"], result.stdout
+    scratch_accuracy, torch_accuracy = (float(accuracy) for _, accuracy in found)
+    assert scratch_accuracy > 0.85, result.stdout
+    assert scratch_accuracy == torch_accuracy, result.stdout
     assert list(tmp_path.iterdir()) == []
 
 
@@ -281,7 +281,7 @@ def test_readme_fit_program_trains_both_twins(tmp_path: Path) -> None:
 
 NOTEBOOK = ROOT / "docs" / "tour.ipynb"
 CELL_TIMEOUT_S = 30
-"""A cell's limit; the whole notebook ran in about 5 s on 2 cores."""
+"""A cell's limit; the whole notebook ran in about 8 s on 2 busy cores, its slowest cell in 3 s."""
 
 
 def test_notebook_is_committed_executed() -> None:
