@@ -17,7 +17,7 @@ from compare.data import DATASETS, SAMPLE, Splits, load_splits
 from compare.data.files import SAMPLE_DIR, DataNotFoundError
 from compare.errors import UserError
 from compare.harness.arch import Architecture, parse_dtype
-from compare.memory import check_fits
+from compare.memory import Footprint, check_fits
 
 if TYPE_CHECKING:
     from torch import nn
@@ -151,8 +151,8 @@ def build_twins(arch: Architecture | str | Sequence[int] = DEFAULT_ARCH,
     itemsize = parse_dtype(dtype)().itemsize
     if device not in DEVICES:
         raise ArgumentError(f"device {device!r}: choose from {', '.join(DEVICES)}")
-    check_fits(network, itemsize=itemsize, batch_size=1, networks=2, arrays_per_parameter=2,
-               what="building both twins")
+    check_fits(Footprint(network.widths, itemsize, networks=2, arrays_per_parameter=2),
+               "building both twins")
     from compare.harness.twins import build_twins as build_pair
 
     return Twins(*build_pair(network, seed=seed, dtype=dtype, device=resolve_device(device)))
@@ -173,8 +173,8 @@ def check_parity(arch: Architecture | str | Sequence[int] = DEFAULT_ARCH,
     network = architecture(arch, activation, settings)
     check_whole_number("batch_size", batch_size, 1)
     check_whole_number("seed", seed, 0)
-    check_fits(network, itemsize=parse_dtype(dtype)().itemsize, batch_size=batch_size,
-               networks=2, arrays_per_parameter=2, what="comparing both twins")
-    from compare.harness.parity import run_parity
+    from compare.harness.parity import parity_footprint, run_parity
+
+    check_fits(parity_footprint(network, dtype, batch_size), "comparing both twins")
 
     return run_parity(network, dtype=dtype, batch_size=batch_size, seed=seed)

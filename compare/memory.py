@@ -4,11 +4,11 @@ the machine has available before any work starts."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
 from compare.errors import UserError
-from compare.harness.arch import Architecture
 
 ACTIVATION_ARRAYS = 8
 """Arrays of (batch, width) a step holds per layer width: outputs, gradients, masks, temporaries,
@@ -26,26 +26,39 @@ def available_bytes() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def parameter_count(arch: Architecture) -> int:
-    return sum((fan_in + 1) * fan_out for fan_in, fan_out in pairwise(arch.widths))
+@dataclass(frozen=True)
+class Footprint:
+    """What a command will hold: ``networks`` networks of layer ``widths``, each parameter with
+    ``arrays_per_parameter`` arrays (value, gradient, optimizer state...) of ``itemsize`` bytes,
+    and their activations for a batch of ``batch_size`` rows (or of the ``evaluation_rows`` that
+    evaluation takes at a time, if more). A batch never holds more rows than the training set:
+    give the smaller of the two."""
+
+    widths: tuple[int, ...]
+    itemsize: int
+    networks: int
+    arrays_per_parameter: int
+    batch_size: int = 1
+    evaluation_rows: int = 1
+
+    def parameter_bytes(self) -> int:
+        count = sum((fan_in + 1) * fan_out for fan_in, fan_out in pairwise(self.widths))
+        return count * self.itemsize * self.arrays_per_parameter * self.networks
+
+    def bytes_per_row(self) -> int:
+        return sum(self.widths) * self.itemsize * ACTIVATION_ARRAYS * self.networks
 
 
-def check_fits(arch: Architecture, *, itemsize: int, batch_size: int, networks: int,
-               arrays_per_parameter: int, what: str, evaluation_rows: int = 1,
-               batch_flag: str = "--batch-size") -> None:
-    """Refuse up front, naming the flag to change, when ``networks`` networks of ``arch`` (each
-    parameter with ``arrays_per_parameter`` arrays: value, gradient, optimizer state...) and
-    their activations for a batch of ``batch_size`` rows (or of the ``evaluation_rows`` that
-    evaluation takes at a time, if more) would not fit in the memory available. A batch never
-    holds more rows than the training set: pass the smaller of the two.
-    """
-    parameters = parameter_count(arch) * itemsize * arrays_per_parameter * networks
-    per_row = sum(arch.widths) * itemsize * ACTIVATION_ARRAYS * networks
-    needed = parameters + per_row * max(batch_size, evaluation_rows)
+def check_fits(footprint: Footprint, what: str, batch_flag: str = "--batch-size") -> None:
+    """Refuse up front, naming the flag to change (``--arch`` or ``batch_flag``), when
+    ``footprint`` would not fit in the memory available; ``what`` says what needs it."""
+    parameters, per_row = footprint.parameter_bytes(), footprint.bytes_per_row()
+    needed = parameters + per_row * max(footprint.batch_size, footprint.evaluation_rows)
     available = available_bytes()
     if needed > available:
-        flag = (f"--arch {arch.spec}" if parameters + per_row * evaluation_rows > available else
-                f"{batch_flag} {batch_size}")
+        spec = "-".join(map(str, footprint.widths))
+        flag = (f"--arch {spec}" if parameters + per_row * footprint.evaluation_rows > available
+                else f"{batch_flag} {footprint.batch_size}")
         raise UserError(f"{flag}: {what} would need about {_size(needed)} of memory, and this "
                         f"machine has {_size(available)} available")
 

@@ -8,7 +8,7 @@ import pytest
 import scratch
 from compare.harness import tolerance
 from compare.harness.arch import Architecture
-from compare.harness.lockstep import optimizer_lockstep
+from compare.training.lockstep import optimizer_lockstep
 from compare.training.optimizers import OptimizerSpec
 from tests.helpers import assert_lockstep_close
 

@@ -14,8 +14,8 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from compare.training.tensorboard_writer import SummaryWriter, _histogram_proto
-from compare.training.tensorboard_writer import masked_crc32c as fast_crc
+from compare.insight.tensorboard_writer import SummaryWriter, _histogram_proto
+from compare.insight.tensorboard_writer import masked_crc32c as fast_crc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,7 +156,7 @@ def test_creates_nested_folder_and_close_is_idempotent(tmp_path: Path) -> None:
 _SUBPROCESS_CODE = """
 import json, sys, tempfile
 import numpy as np
-import compare.training.tensorboard_writer as tbw
+import compare.insight.tensorboard_writer as tbw
 with tempfile.TemporaryDirectory() as log_dir:
     with tbw.SummaryWriter(log_dir) as writer:
         writer.add_scalar("loss", 1.0, 0)

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from compare.bench.runner import POLL_SECONDS, BenchConfig, rows_json, run_bench, table
     from compare.data import load_splits
     from compare.harness.arch import parse_dtype
-    from compare.memory import check_fits
+    from compare.memory import Footprint, check_fits
     from compare.training.backend import EVALUATION_ROWS
 
     arch = flags.classifier(args)
@@ -56,11 +56,11 @@ def run(args: argparse.Namespace) -> int:
     # bad data fails here, once, before the workers; the bench trains on the whole training file
     splits = load_splits(Path(args.data_dir), args.dataset, val_size=0)
     flags.check_input_width(arch, splits.train_x.shape[1], args.dataset)
-    check_fits(arch, itemsize=parse_dtype(args.dtype)().itemsize,
-               batch_size=min(max(args.batch_sizes), len(splits.train_y)),
-               networks=2 * len(args.batch_sizes), arrays_per_parameter=3,
-               what="the bench's workers", evaluation_rows=EVALUATION_ROWS,
-               batch_flag="--batch-sizes")
+    footprint = Footprint(arch.widths, parse_dtype(args.dtype)().itemsize,
+                          networks=2 * len(args.batch_sizes), arrays_per_parameter=3,
+                          batch_size=min(max(args.batch_sizes), len(splits.train_y)),
+                          evaluation_rows=EVALUATION_ROWS)
+    check_fits(footprint, "the bench's workers", "--batch-sizes")
     del splits
     config = BenchConfig(args.data_dir, args.dataset, arch, args.dtype, args.lr, args.seed,
                          device)

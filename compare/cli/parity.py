@@ -17,15 +17,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compare.harness.arch import parse_dtype
-    from compare.harness.parity import run_parity
+    from compare.harness.parity import parity_footprint, run_parity
     from compare.memory import check_fits
 
     arch = architecture(args)
-    itemsize = parse_dtype(args.dtype)().itemsize
-    # both twins, and the finite differences' float64 copy of scratch (in units of itemsize)
-    check_fits(arch, itemsize=itemsize, batch_size=args.batch_size, networks=2 + 8 // itemsize,
-               arrays_per_parameter=2, what="comparing both twins")
+    check_fits(parity_footprint(arch, args.dtype, args.batch_size), "comparing both twins")
     report = run_parity(arch, dtype=args.dtype, batch_size=args.batch_size, seed=args.seed)
     print(strict_json(report.to_json()) if args.json else report.table())
     return 0 if report.ok else 1

@@ -13,7 +13,7 @@ from torch import nn
 
 import scratch
 from compare.harness import tolerance
-from compare.harness.arch import Architecture
+from compare.harness.arch import Architecture, parse_dtype
 from compare.harness.check_layer import (
     CrossEntropy,
     UpstreamLoss,
@@ -22,6 +22,7 @@ from compare.harness.check_layer import (
     twin_rows,
 )
 from compare.harness.report import LayerReport, Row
+from compare.memory import Footprint
 
 
 def network_rows(scratch_model: scratch.Sequential, torch_model: nn.Sequential, x: np.ndarray,
@@ -63,6 +64,14 @@ def random_batch(widths: tuple[int, ...], batch_size: int, dtype: str, seed: int
     upstream = rng.standard_normal((batch_size, widths[-1])).astype(dtype)
     target = rng.integers(0, widths[-1], size=batch_size)
     return x, upstream, target
+
+
+def parity_footprint(arch: Architecture, dtype: str, batch_size: int) -> Footprint:
+    """What :func:`run_parity` holds: both twins, and the finite differences' float64 copy of
+    scratch (counted in networks of ``dtype``)."""
+    itemsize = parse_dtype(dtype)().itemsize
+    return Footprint(arch.widths, itemsize, networks=2 + 8 // itemsize, arrays_per_parameter=2,
+                     batch_size=batch_size)
 
 
 def run_parity(arch: Architecture, *, dtype: str = "float64", batch_size: int = 32, seed: int = 0

@@ -14,6 +14,8 @@ the network, under the same tags for both twins.
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import numpy as np
 
 from compare.data import NUM_CLASSES, Splits
@@ -25,9 +27,27 @@ from compare.insight.images import (
     neuron_tiles,
     png,
 )
+from compare.insight.tensorboard_writer import SummaryWriter
 from compare.layers import kind_of
-from compare.training.backend import Backend, Evaluation
-from compare.training.tensorboard_writer import SummaryWriter
+
+
+class Evaluated(Protocol):
+    """What insight reads of an evaluation: every layer's outputs (N, width), first first."""
+
+    outputs: list[np.ndarray]
+
+
+class Twin(Protocol):
+    """What insight reads of a twin (a training backend is one): its network, its weights by
+    PyTorch's names, and an evaluation pass."""
+
+    model: Any
+
+    def state_dict(self) -> dict[str, np.ndarray]: ...
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, *, keep_outputs: bool = False
+                 ) -> Evaluated: ...
+
 
 POINTS_PER_EPOCH = 25
 PROBE_ROWS = 1000
@@ -79,7 +99,7 @@ class InsightLog:
         for step, loss, row in zip(global_steps, losses, norms, strict=True):
             self.writer.add_scalars(dict(zip(tags, [loss, *row], strict=True)), step)
 
-    def epoch(self, backend: Backend, epoch: int, validation: Evaluation | None) -> None:
+    def epoch(self, backend: Twin, epoch: int, validation: Evaluated | None) -> None:
         """The pictures of the network as it stands after ``epoch`` epochs (0: untrained);
         ``validation`` (with every layer's outputs) saves a pass over the validation set."""
         tiles = neuron_tiles(backend.state_dict()["0.weight"])
@@ -101,7 +121,7 @@ class InsightLog:
         add_image(self.writer, "Answers/probabilities", self.bars(handful.outputs[-1]), epoch,
                   self.bars.palette)
 
-    def final(self, writer: SummaryWriter, epoch: int, test: Evaluation) -> None:
+    def final(self, writer: SummaryWriter, epoch: int, test: Evaluated) -> None:
         """The test set's confusion matrix and the most confidently wrong digits."""
         probabilities = test.outputs[-1]
         predicted = probabilities.argmax(axis=1)

@@ -10,10 +10,10 @@ import numpy as np
 import scratch
 from compare.errors import InterruptionError
 from compare.harness.twins import torch_twin
+from compare.insight.tensorboard_writer import SummaryWriter
 from compare.layers import ACTIVATIONS
 from compare.lessons.base import Lesson, LessonContext, LessonReport, Row
 from compare.training.config import EpochOrders, batch_bounds
-from compare.training.tensorboard_writer import SummaryWriter
 
 
 def sums(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,8 +96,8 @@ class NeuronVsLayer(Lesson):
             for twin in context.backends:
                 model = scratch_network(hidden, activation,
                                         np.random.default_rng([context.seed, 6]))
-                predictions[twin] = self.train(RegressionTwin(twin, model, self.lr), x, y,
-                                               test_x, test_y, context, label)
+                predictions[twin] = self.train(RegressionTwin(twin, model, self.lr), (x, y),
+                                               (test_x, test_y), context, label)
             errors[label] = {t: float(np.mean((p - test_y) ** 2)) for t, p in predictions.items()}
             negative = test_y[:, 0] < 0
             rows += [Row("test mean squared error", label, errors[label]),
@@ -115,9 +115,12 @@ class NeuronVsLayer(Lesson):
                   f"{self.ratio:g}x smaller)")
         return self.report(context, rows, holds, reason)
 
-    def train(self, twin: RegressionTwin, x: np.ndarray, y: np.ndarray, test_x: np.ndarray,
-              test_y: np.ndarray, context: LessonContext, label: str) -> np.ndarray:
-        """Minibatch SGD, the same seeded order for both twins; returns the test predictions."""
+    def train(self, twin: RegressionTwin, train: tuple[np.ndarray, np.ndarray],
+              test: tuple[np.ndarray, np.ndarray], context: LessonContext, label: str
+              ) -> np.ndarray:
+        """Minibatch SGD on ``train`` (pairs (N, 2), sums (N, 1)), the same seeded order for both
+        twins; returns the predictions for ``test``'s pairs."""
+        (x, y), (test_x, test_y) = train, test
         orders = EpochOrders(len(x), context.seed)
         with SummaryWriter(context.logdir / label / twin.name) as writer:
             for epoch in range(1, self.epochs + 1):

@@ -9,7 +9,7 @@ from typing import Any
 import scratch
 from compare.harness.arch import parse_dtype
 from compare.harness.twins import build_twins
-from compare.memory import check_fits
+from compare.memory import Footprint, check_fits
 from compare.training.backend import EVALUATION_ROWS, Backend
 from compare.training.checkpoint import Checkpoint, CheckpointError, network
 from compare.training.config import TrainConfig
@@ -23,11 +23,12 @@ def check_memory(config: TrainConfig, backends: Sequence[str], training_rows: in
                  batch_flag: str = "--batch-size") -> None:
     """Refuse a network and batch that would not fit in memory for ``backends``, naming the
     flag to change; a batch never holds more than the ``training_rows`` there are."""
-    check_fits(config.arch, itemsize=parse_dtype(config.dtype)().itemsize,
-               batch_size=min(config.batch_size, training_rows), networks=len(backends),
-               arrays_per_parameter=3 + OPTIMIZER_ARRAYS[config.optimizer.name],
-               what=f"training {' and '.join(backends)}", evaluation_rows=EVALUATION_ROWS,
-               batch_flag=batch_flag)
+    footprint = Footprint(config.arch.widths, parse_dtype(config.dtype)().itemsize,
+                          networks=len(backends),
+                          arrays_per_parameter=3 + OPTIMIZER_ARRAYS[config.optimizer.name],
+                          batch_size=min(config.batch_size, training_rows),
+                          evaluation_rows=EVALUATION_ROWS)
+    check_fits(footprint, f"training {' and '.join(backends)}", batch_flag)
 
 
 def build_backend(name: str, config: TrainConfig) -> Backend:

@@ -36,7 +36,7 @@ from compare.harness.twins import (
     load_torch_state_dict,
     scratch_state_dict,
 )
-from compare.memory import check_fits
+from compare.memory import Footprint, check_fits
 
 if TYPE_CHECKING:
     from torch import nn
@@ -243,8 +243,8 @@ def network(saved: Checkpoint, backend: str | None = None, *, device: str = "cpu
     except ArchError as error:
         raise CheckpointError(f"{saved.path}: meta does not describe a network ({error})") from None
     try:  # both twins' copies of the network, before any is built
-        check_fits(arch, itemsize=parse_dtype(saved.meta["dtype"])().itemsize, batch_size=1,
-                   networks=2, arrays_per_parameter=1, what="its network")
+        check_fits(Footprint(arch.widths, parse_dtype(saved.meta["dtype"])().itemsize,
+                             networks=2, arrays_per_parameter=1), "its network")
     except UserError as error:
         raise CheckpointError(f"{saved.path}: meta {error}") from None
     scratch_model = arch.build_scratch(seed=0, dtype=saved.meta["dtype"])

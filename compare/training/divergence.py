@@ -15,7 +15,7 @@ from compare.training.twin import Twin
 
 
 class TrainingError(CheckError):
-    """Training stopped: a non-finite value (or, :mod:`compare.harness.lockstep`, twins that
+    """Training stopped: a non-finite value (or, :mod:`compare.training.lockstep`, twins that
     drifted apart)."""
 
 

@@ -15,11 +15,11 @@ from typing import Self
 
 from compare.data import Splits
 from compare.insight.log import InsightLog, recorded_steps
+from compare.insight.tensorboard_writer import SummaryWriter, written_points
 from compare.training.backend import Backend, Evaluation
 from compare.training.config import Position, TrainConfig
 from compare.training.history import EpochRecord
 from compare.training.summary import hparams_markdown, remove_unfinished, write_summary
-from compare.training.tensorboard_writer import SummaryWriter, written_points
 
 
 class TwinEvents:

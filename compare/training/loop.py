@@ -22,7 +22,6 @@ import numpy as np
 
 from compare.data import Splits
 from compare.errors import InterruptionError
-from compare.harness.lockstep import Lockstep
 from compare.insight.log import log_every, recorded_steps
 from compare.training.backend import Backend, Evaluation
 from compare.training.checkpoint_writer import CheckpointWriter
@@ -38,6 +37,7 @@ from compare.training.divergence import TrainingError, stop_if_not_finite
 from compare.training.events import TwinEvents
 from compare.training.history import History
 from compare.training.interrupt import StopRequest
+from compare.training.lockstep import Lockstep
 from compare.training.threads import blas_thread_policy
 from compare.training.twin import Twin
 

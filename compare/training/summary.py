@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 
 from compare.insight.log import InsightLog
+from compare.insight.tensorboard_writer import SummaryWriter
 from compare.training.backend import Evaluation
 from compare.training.config import TrainConfig
-from compare.training.tensorboard_writer import SummaryWriter
 
 SUFFIX = ".summary"
 STAGING = ".summary.staging"

@@ -15,12 +15,12 @@ import numpy as np
 
 from compare.harness import tolerance
 from compare.harness.arch import Architecture, parse_dtype
+from compare.insight.tensorboard_writer import SummaryWriter, written_points
 from compare.training.backend import BACKEND_NAMES, Backend
 from compare.training.build import build_backend
 from compare.training.config import TrainConfig
 from compare.training.divergence import TrainingError
 from compare.training.optimizers import OptimizerSpec
-from compare.training.tensorboard_writer import SummaryWriter, written_points
 
 
 class LockstepError(TrainingError):
