@@ -29,6 +29,11 @@ def run(args: argparse.Namespace) -> int:
 
     path = Path(args.checkpoint)
     saved = checkpoint.read(path)
+    if "script" in saved.meta:
+        raise checkpoint.CheckpointError(
+            f"{path}: a run of {saved.meta['script']} from a script, which knows no data folder "
+            "to test it on: read it with compare.training.checkpoint (read, then network) and "
+            "test it on your splits")
     checkpoint.check_meta(path, saved.meta, checkpoint.DATA_KEYS)
     epoch = saved.meta.get("epoch")
     if not (epoch is None or is_count(epoch)):

@@ -8,17 +8,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from compare.errors import UserError
 from compare.harness.arch import DTYPES, Architecture
-from compare.training.optimizers import OPTIMIZER_NAMES, OptimizerSpec
+from compare.training.optimizers import OPTIMIZER_NAMES, OptimizerSpec, SettingsError
 
 SCHEDULES = ("constant", "cosine")
 DEVICES = ("cpu", "cuda")
-
-
-class SettingsError(UserError):
-    """A training setting no run can have (a batch of 0 images, an unknown dtype...); the
-    message names the setting."""
 
 
 def default_optimizer() -> OptimizerSpec:

@@ -49,6 +49,7 @@ def fit(splits: Splits, config: TrainConfig, *, backend: str = "both",
     Raises ``SettingsError`` (a ``compare.errors.UserError``) naming a bad argument, and
     ``DivergenceError`` when a loss or weight stops being finite.
     """
+    check_switches(log_dir, insight, lockstep)
     names = check_arguments(splits, config, backend, lockstep)
     twins = [Twin.new(name, config, splits) for name in names]
     if log_dir is None:
@@ -66,7 +67,7 @@ def check_arguments(splits: Splits, config: TrainConfig, backend: str, lockstep:
                     ) -> list[str]:
     """The twins ``backend`` names, once every argument is one a run can have (SettingsError
     naming the first that is not)."""
-    if backend not in BACKENDS:
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise SettingsError(f"backend {backend!r}: choose from {', '.join(BACKENDS)}")
     if not isinstance(splits, Splits) or not isinstance(config, TrainConfig):
         raise SettingsError("fit(splits, config): splits must be a compare.data.Splits and "
@@ -75,6 +76,7 @@ def check_arguments(splits: Splits, config: TrainConfig, backend: str, lockstep:
     if lockstep and backend != "both":
         raise SettingsError(f"lockstep compares the twins step by step: it needs backend "
                             f"'both', not {backend!r}")
+    check_splits(splits)
     widths, features = config.arch.widths, splits.train_x.shape[1]
     if widths[0] != features or widths[-1] != NUM_CLASSES:
         raise SettingsError(f"arch {config.arch.spec}: the input width must be the {features} "
@@ -86,6 +88,45 @@ def check_arguments(splits: Splits, config: TrainConfig, backend: str, lockstep:
     check_device(config.device, BACKENDS[backend])
     check_memory(config, BACKENDS[backend], len(splits.train_y), batch_flag="batch_size")
     return BACKENDS[backend]
+
+
+def check_splits(splits: Splits) -> None:
+    """SettingsError naming the first array of ``splits`` that is not what ``load_splits``
+    makes: (N, features) images of one float dtype beside (N,) integer labels in 0..9, and at
+    least one test image."""
+    width, dtype = np.shape(splits.train_x)[1:2], getattr(splits.train_x, "dtype", None)
+    for part in ("train", "val", "test"):
+        x, y = getattr(splits, f"{part}_x"), getattr(splits, f"{part}_y")
+        if not (isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[1:] == width and
+                x.dtype == dtype and dtype in (np.float32, np.float64)):
+            raise SettingsError(f"splits.{part}_x: must be a float32 or float64 array of shape "
+                                f"(N, features) like train_x, not {describe(x)}")
+        if not (isinstance(y, np.ndarray) and y.shape == x.shape[:1] and
+                np.issubdtype(y.dtype, np.integer) and
+                (not len(y) or 0 <= y.min() <= y.max() < NUM_CLASSES)):
+            raise SettingsError(f"splits.{part}_y: must be {len(x)} integer labels in "
+                                f"0..{NUM_CLASSES - 1}, one per row of {part}_x, not "
+                                f"{describe(y)}")
+    if not len(splits.test_y):
+        raise SettingsError("splits.test_x: holds no image; fit tests after the last epoch")
+
+
+def describe(array: object) -> str:
+    """``array``'s type, shape and dtype, in a few words."""
+    if not isinstance(array, np.ndarray):
+        return f"a {type(array).__name__}"
+    return f"a {array.dtype} array of shape {array.shape}"
+
+
+def check_switches(log_dir: object, insight: object, lockstep: object) -> None:
+    """SettingsError unless ``insight`` and ``lockstep`` are bools and ``log_dir`` a path or
+    None."""
+    for name, value in (("insight", insight), ("lockstep", lockstep)):
+        if not isinstance(value, bool | np.bool_):
+            raise SettingsError(f"{name} {value!r}: must be True or False")
+    if not (log_dir is None or isinstance(log_dir, str | Path)):
+        raise SettingsError(f"log_dir {log_dir!r}: must be a folder's path (str or Path) or "
+                            "None")
 
 
 def check_device(device: str, names: list[str]) -> None:
@@ -105,7 +146,10 @@ def open_log_dir(log_dir: str | Path) -> Path:
         raise SettingsError(f"log_dir {folder}: is a file, not a folder")
     if any(folder.glob("*/checkpoint.*")):
         raise SettingsError(f"log_dir {folder}: holds a run already; choose another folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SettingsError(f"log_dir {folder}: cannot be made ({error.strerror})") from None
     return folder
 
 

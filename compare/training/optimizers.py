@@ -10,11 +10,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import scratch
+from compare.errors import UserError
 
 if TYPE_CHECKING:
     import torch
 
 OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
+
+
+class SettingsError(UserError):
+    """A training setting no run can have (a batch of 0 images, an unknown dtype...); the
+    message names the setting."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +43,10 @@ class OptimizerSpec:
         weight_decay: float = 0.0,
     ) -> OptimizerSpec:
         if name not in OPTIMIZER_NAMES:
-            raise ValueError(f"--optimizer {name!r}: choose from {', '.join(OPTIMIZER_NAMES)}")
-        if not lr > 0:
-            raise ValueError(f"--lr must be positive, got {lr}")
+            raise SettingsError(f"optimizer {name!r}: choose from {', '.join(OPTIMIZER_NAMES)}")
+        if not (isinstance(lr, int | float) and not isinstance(lr, bool) and lr > 0 and
+                math.isfinite(lr)):
+            raise SettingsError(f"optimizer lr {lr!r}: must be a positive number")
         settings: dict = {"weight_decay": weight_decay}
         if name == "momentum":
             settings |= {"momentum": momentum, "nesterov": nesterov}
