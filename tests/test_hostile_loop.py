@@ -78,6 +78,14 @@ def test_optimizer_spec_create_refuses_in_one_named_line(arguments: tuple, named
     assert named in str(raised.value), raised.value
 
 
+@pytest.mark.parametrize("given", [{"momentum": 0.5}, {"nesterov": True}])
+def test_momentum_given_to_another_optimizer_is_refused_not_dropped(given: dict) -> None:
+    with pytest.raises(UserError, match="settings of the 'momentum' optimizer"):
+        OptimizerSpec.create("sgd", 0.1, **given)
+    assert OptimizerSpec.create("momentum", 0.1, **given).settings[next(iter(given))] == \
+        next(iter(given.values()))
+
+
 def test_evaluate_names_a_script_checkpoint_it_cannot_load_data_for(
         splits: object, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     fit(splits, CONFIG, backend="scratch", log_dir=tmp_path)

@@ -38,18 +38,24 @@ class OptimizerSpec:
         name: str,
         lr: float,
         *,
-        momentum: float = 0.9,
+        momentum: float | None = None,
         nesterov: bool = False,
         weight_decay: float = 0.0,
     ) -> OptimizerSpec:
+        """The optimizer ``name`` at learning rate ``lr``; ``momentum`` (0.9 when not given) and
+        ``nesterov`` belong to the ``"momentum"`` optimizer alone (SettingsError elsewhere)."""
         if name not in OPTIMIZER_NAMES:
             raise SettingsError(f"optimizer {name!r}: choose from {', '.join(OPTIMIZER_NAMES)}")
+        if name != "momentum" and (momentum is not None or nesterov):
+            raise SettingsError(f"optimizer {name!r}: momentum and nesterov are settings of the "
+                                "'momentum' optimizer")
         if not (isinstance(lr, int | float) and not isinstance(lr, bool) and lr > 0 and
                 math.isfinite(lr)):
             raise SettingsError(f"optimizer lr {lr!r}: must be a positive number")
         settings: dict = {"weight_decay": weight_decay}
         if name == "momentum":
-            settings |= {"momentum": momentum, "nesterov": nesterov}
+            settings |= {"momentum": 0.9 if momentum is None else momentum,
+                         "nesterov": nesterov}
         return cls(name, lr, settings)
 
     def weight_decay_limit(self, dtype: str) -> tuple[float, str]:
