@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import compare
 import scratch
@@ -117,6 +118,124 @@ def test_evaluate_of_a_huge_slope_is_a_user_error(tmp_path: Path,
     assert "internal error" not in err and str(path) in err and len(err.splitlines()) == 1, err
 
 
+class PReLU(scratch.Module):
+    """The README's PReLU: one learned slope, as torch.nn.PReLU()."""
+
+    def __init__(self) -> None:
+        self.weight = scratch.Parameter.of(np.full(1, 0.25))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.maximum(x, 0) + self.weight.value * np.minimum(x, 0)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self.weight.grad[:] = np.sum(grad_out * np.minimum(self.x, 0))
+        return grad_out * np.where(self.x > 0, 1, self.weight.value)
+
+
+def batch(shape: tuple[int, ...] = (4, 5), dtype: type = np.float64) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal(shape).astype(dtype)
+
+
+class ForwardGivesNone(PReLU):
+    def forward(self, x: np.ndarray) -> None:
+        super().forward(x)
+
+
+class ForwardGivesList(PReLU):
+    def forward(self, x: np.ndarray) -> list:
+        return super().forward(x).tolist()
+
+
+class BackwardGivesNone(PReLU):
+    def backward(self, grad_out: np.ndarray) -> None:
+        super().backward(grad_out)
+
+
+class GradBecomesNone(PReLU):
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        dx = super().backward(grad_out)
+        self.weight.grad = None
+        return dx
+
+
+@pytest.mark.parametrize(("layer", "says"), [
+    (ForwardGivesNone, "ForwardGivesNone: forward returned a NoneType, not a NumPy array"),
+    (ForwardGivesList, "ForwardGivesList: forward returned a list, not a NumPy array"),
+    (BackwardGivesNone, "BackwardGivesNone: backward returned a NoneType, not a NumPy array"),
+    (GradBecomesNone, "GradBecomesNone: backward left weight.grad a NoneType, not a NumPy array"),
+])
+def test_a_layer_that_returns_no_array_is_refused_by_name(layer: type, says: str) -> None:
+    with pytest.raises(compare.LayerCheckError, match=says):
+        compare.check_layer(layer(), nn.PReLU(), batch())
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "a", True, None])
+def test_a_bad_seed_is_refused_naming_it(seed: object) -> None:
+    with pytest.raises(compare.UserError, match="seed must be a whole number >= 0"):
+        compare.check_layer(PReLU(), nn.PReLU(), batch(), seed=seed)
+
+
+class Accumulating(PReLU):
+    """Adds to .grad, as torch does, where a scratch backward writes it: the optimizer would
+    step on the sum of every batch's gradients."""
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self.weight.grad += np.sum(grad_out * np.minimum(self.x, 0))
+        return grad_out * np.where(self.x > 0, 1, self.weight.value)
+
+
+def test_a_backward_that_accumulates_the_gradient_fails() -> None:
+    report = compare.check_layer(Accumulating(), nn.PReLU(), batch())
+    failing = {(row.section, row.tensor) for row in report.rows if not row.ok}
+    assert ("grad(upstream)", "dweight") in failing, report.table()
+
+
+def test_a_frozen_torch_parameter_still_gets_its_gradient() -> None:
+    theirs = nn.PReLU()
+    theirs.weight.requires_grad_(False)
+    report = compare.check_layer(PReLU(), theirs, batch())
+    assert report.ok, report.table()
+    assert not theirs.weight.requires_grad, "the caller's module is left alone"
+
+
+class Logged(scratch.Linear):
+    """A Linear of one's own: a subclass of the table's class, the same math."""
+
+
+@pytest.mark.parametrize("sizes", [(5, 3), (5, 5)])
+def test_a_subclass_of_a_table_layer_keeps_its_kind(sizes: tuple[int, int]) -> None:
+    mine = Logged(*sizes, rng=np.random.default_rng(0), dtype=np.float64)
+    report = compare.check_layer(mine, nn.Linear(*sizes), batch((4, sizes[0])))
+    assert report.ok, report.table()
+    assert {row.tensor for row in report.rows} >= {"dW", "db"}
+
+
+def test_twins_in_different_modes_are_refused() -> None:
+    with pytest.raises(compare.LayerCheckError,
+                       match=r"1 ReLU: scratch is in training mode, torch in evaluation mode"):
+        compare.check_layer(scratch.Sequential(scratch.Identity(), scratch.ReLU()),
+                            nn.Sequential(nn.Identity(), nn.ReLU().eval()), batch())
+
+
+class Noisy(PReLU):
+    """Adds fresh noise on every call, as a dropout layer in training mode does."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return super().forward(x) + np.random.default_rng().standard_normal(x.shape) * 1e-3
+
+
+def test_a_random_forward_pass_is_refused_as_such() -> None:
+    with pytest.raises(compare.LayerCheckError, match="Noisy: two forward passes of the same x "
+                                                      "differ"):
+        compare.check_layer(Noisy(), nn.PReLU(), batch())
+
+
+def test_a_nan_upstream_is_refused_as_not_finite() -> None:
+    with pytest.raises(compare.LayerCheckError, match=r"upstream holds NaN or infinity$"):
+        compare.check_layer(PReLU(), nn.PReLU(), batch(), np.full((4, 5), np.nan))
+
+
 @pytest.mark.parametrize(("call", "says"), [
     (lambda: compare.build_twins("4-3-2", "leaky_relu", settings="abc"),
      "settings must be a mapping of setting names to numbers"),
@@ -148,3 +267,58 @@ def test_an_architecture_holds_its_widths_as_a_tuple() -> None:
     arch = compare.Architecture([4, 3, 2], "relu")
     assert arch.widths == (4, 3, 2) and hash(arch) == hash(Architecture.parse("4-3-2"))
 
+
+class ClosedGateReLU(scratch.Module):
+    """A ReLU whose gate is open at 0 (``x >= 0``), where torch's is closed: right everywhere
+    but at the kink."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.maximum(x, 0)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return grad_out * (self.x >= 0)
+
+
+def test_a_gradient_wrong_only_at_the_kink_fails_on_an_x_that_reaches_it() -> None:
+    x = batch((6, 8))
+    x[::2, ::3] = 0.0
+    report = compare.check_layer(ClosedGateReLU(), nn.ReLU(), x)
+    row = next(r for r in report.rows if (r.section, r.tensor) == ("grad(upstream)", "dX"))
+    assert not row.ok and row.mismatches == 9 and x[row.worst] == 0
+
+
+class Counted(PReLU):
+    """Counts the batches it saw in a buffer, as BatchNorm1d's ``num_batches_tracked``."""
+
+    buffer_names = ("num_batches_tracked",)
+
+    def __init__(self, count: object) -> None:
+        super().__init__()
+        self.num_batches_tracked = count
+
+
+class CountingPReLU(nn.PReLU):
+    """torch's PReLU with the same buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.int64))
+
+
+@pytest.mark.parametrize(("count", "says"), [
+    (0, "Counted: buffer_names lists num_batches_tracked, of type int, not a NumPy array"),
+    (None, "Counted: buffer_names lists num_batches_tracked, of type NoneType, not a NumPy array"),
+])
+def test_a_buffer_that_is_no_array_is_refused_by_name(count: object, says: str) -> None:
+    with pytest.raises(compare.LayerCheckError, match=says):
+        compare.check_layer(Counted(count), CountingPReLU(), batch())
+
+
+def test_a_buffer_that_is_an_array_is_compared() -> None:
+    report = compare.check_layer(Counted(np.zeros((), dtype=np.int64)), CountingPReLU(), batch())
+    assert report.ok, report.table()
+
+
+def test_an_empty_sequential_writes_no_gradient() -> None:
+    assert scratch.Sequential().backward_parameters(np.ones((2, 3))) is None

@@ -21,6 +21,7 @@ import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
 import scratch
+from compare.api import check_whole_number
 from compare.harness import finite_differences, tolerance
 from compare.harness.report import LayerCheckError, LayerReport, Row, make_row
 from compare.harness.twins import (
@@ -29,7 +30,7 @@ from compare.harness.twins import (
     check_same_layer,
     load_torch_state_dict,
 )
-from compare.layers import LayerKind, kind_of
+from compare.layers import LAYER_KINDS, LayerKind, kind_of
 
 
 class Loss(Protocol):
@@ -99,6 +100,7 @@ def layer_pairs(scratch_layer: scratch.Module, torch_module: nn.Module, dtype: n
         raise LayerCheckError(f"need a scratch.Module and a torch.nn.Module, got "
                               f"{type(scratch_layer).__name__} and {type(torch_module).__name__}")
     torch_copy = copy.deepcopy(torch_module).to("cpu", getattr(torch, np.dtype(dtype).name))
+    torch_copy.requires_grad_()  # a parameter the caller froze has a gradient to compare
     if isinstance(scratch_layer, scratch.Sequential) and isinstance(torch_copy, nn.Sequential):
         if len(scratch_layer) != len(torch_copy):
             raise LayerCheckError(f"the scratch Sequential has {len(scratch_layer)} layers, the "
@@ -114,12 +116,11 @@ def layer_pairs(scratch_layer: scratch.Module, torch_module: nn.Module, dtype: n
 def pair_of(label: str, mine: scratch.Module, theirs: nn.Module, dtype: np.dtype) -> Pair:
     """The pair, ``theirs`` now holding ``mine``'s parameters and buffers (by name, in
     PyTorch's layout)."""
-    kind = kind_of(mine)
-    if kind is None:  # a layer the table lacks: no settings, nothing transposed
-        kind = LayerKind(type(mine).__name__, type(mine), type(theirs).__name__)
-    elif kind_of(theirs) is not kind:
-        raise LayerCheckError(f"{label}: scratch {type(mine).__name__} pairs with torch.nn."
-                              f"{kind.torch}, not with {type(theirs).__name__}")
+    kind = pair_kind(label, mine, theirs)
+    if bool(mine.training) != theirs.training:
+        raise LayerCheckError(f"{label}: scratch is in {mode(mine.training)} mode, torch in "
+                              f"{mode(theirs.training)} mode; call train() or eval() on both")
+    check_buffers(label, mine)
     try:
         check_same_layer(label, kind, mine, theirs)
     except WeightMismatchError as error:
@@ -128,6 +129,34 @@ def pair_of(label: str, mine: scratch.Module, theirs: nn.Module, dtype: np.dtype
     load_torch_state_dict(theirs, {name: kind.torch_layout(name, array)
                                    for name, array in arrays(mine)})
     return Pair(label, kind, mine, theirs)
+
+
+def pair_kind(label: str, mine: scratch.Module, theirs: nn.Module) -> LayerKind:
+    """The table's kind of ``mine`` (of its class, or of the table class it derives from when
+    ``theirs`` is of that kind too), which ``theirs`` must be of; for a layer the table lacks, a
+    kind of its own: no settings, nothing transposed."""
+    kind = kind_of(mine) or next((kind for kind in LAYER_KINDS if isinstance(mine, kind.scratch)
+                                  and isinstance(theirs, kind.torch_class())), None)
+    if kind is None:
+        return LayerKind(type(mine).__name__, type(mine), type(theirs).__name__)
+    if not isinstance(theirs, kind.torch_class()):
+        raise LayerCheckError(f"{label}: scratch {type(mine).__name__} pairs with torch.nn."
+                              f"{kind.torch}, not with {type(theirs).__name__}")
+    return kind
+
+
+def check_buffers(label: str, mine: scratch.Module) -> None:
+    """Each buffer its ``buffer_names`` list is an array the layer holds."""
+    for module in finite_differences.modules(mine):
+        for name in module.buffer_names:
+            value = getattr(module, name, None)
+            if not isinstance(value, np.ndarray):
+                raise LayerCheckError(f"{label}: buffer_names lists {name}, of type "
+                                      f"{type(value).__name__}, not a NumPy array")
+
+
+def mode(training: bool) -> str:
+    return "training" if training else "evaluation"
 
 
 def check_parameters(label: str, mine: scratch.Module, theirs: nn.Module, dtype: np.dtype
@@ -160,19 +189,32 @@ def run_scratch(pairs: list[Pair], x: np.ndarray) -> list[np.ndarray]:
     """The scratch layers' outputs for ``x``, first layer first."""
     outputs = []
     for pair in pairs:
-        x = pair.scratch.forward(x)
+        x = returned(pair.label, "forward returned", pair.scratch.forward(x))
         outputs.append(x)
     return outputs
 
 
+def returned(label: str, what: str, value: object) -> np.ndarray:
+    """``value``, which the layer's ``what`` gave (LayerCheckError unless an array)."""
+    if not isinstance(value, np.ndarray):
+        raise LayerCheckError(f"{label}: {what} a {type(value).__name__}, not a NumPy array")
+    return value
+
+
 def scratch_pass(pairs: list[Pair], x: np.ndarray, loss: Loss) -> Pass:
+    """The scratch layers' pass; each parameter's ``.grad`` is NaN until ``backward`` writes it,
+    so a gradient left unwritten, or added to rather than written, cannot pass."""
     outputs = run_scratch(pairs, x)
     grad = loss.scratch(outputs[-1])[1]
+    for pair in pairs:
+        for _, p in pair.scratch.named_parameters():
+            p.grad[...] = np.nan
     input_grads = []
     for pair in reversed(pairs):
-        grad = pair.scratch.backward(grad)
+        grad = returned(pair.label, "backward returned", pair.scratch.backward(grad))
         input_grads.insert(0, grad)
-    grads = [{name: pair.kind.torch_layout(name, p.grad).copy()
+    grads = [{name: pair.kind.torch_layout(name, returned(
+                  pair.label, f"backward left {name}.grad", p.grad)).copy()
               for name, p in pair.scratch.named_parameters()} for pair in pairs]
     return Pass(outputs, input_grads, grads)
 
@@ -225,6 +267,7 @@ def finite_difference_rows(pairs: list[Pair], x: np.ndarray, loss: Loss, seed: i
               zip(pairs, finite_differences.float64_copy([p.scratch for p in pairs]), strict=True)]
     x = x.astype(np.float64)
     analytic = scratch_pass(copies, x, loss)
+    check_deterministic(copies, x, analytic.outputs)
     value, output_grad = loss.scratch(analytic.outputs[-1])
     tol = tolerance.finite_differences(
         abs(value) + float(np.sum(np.abs(analytic.outputs[-1] * output_grad))),
@@ -245,6 +288,18 @@ def finite_difference_rows(pairs: list[Pair], x: np.ndarray, loss: Loss, seed: i
             found = finite_differences.opinion(evaluate, x, analytic.input_grads[0], rng)
             rows += opinion_rows(section, pair.label, "dX", found, tol)
     return rows, tol.atol
+
+
+def check_deterministic(pairs: list[Pair], x: np.ndarray, outputs: list[np.ndarray]) -> None:
+    """Each layer gives ``outputs`` again for ``x`` (LayerCheckError naming the first that does
+    not: central differences of a random function measure its noise, not its gradient)."""
+    for pair, first, again in zip(pairs, outputs, run_scratch(pairs, x), strict=True):
+        if not (np.array_equal(first, again, equal_nan=True)
+                or tolerance.FLOAT64.passes(again, first)):
+            raise LayerCheckError(
+                f"{pair.label}: two forward passes of the same x differ (by up to "
+                f"{tolerance.errors(again, first)[0]:.3e}): a random layer cannot be checked; "
+                "fix its randomness (evaluation mode, a seed)")
 
 
 def opinion_rows(section: str, layer: str, tensor: str, found: finite_differences.Opinion,
@@ -270,6 +325,7 @@ def check_layer(scratch_layer: scratch.Module, torch_module: nn.Module, x: np.nd
     layer by layer. LayerCheckError when there is nothing to compare or the parameters do not
     correspond.
     """
+    check_whole_number("seed", seed, 0)
     dtype = check_input(x)
     pairs = layer_pairs(scratch_layer, torch_module, dtype)
     output = run_scratch(pairs, x)[-1]
@@ -301,7 +357,9 @@ def upstream_for(output: np.ndarray, upstream: np.ndarray | None, seed: int) -> 
     if upstream is None:
         upstream = np.random.default_rng([seed, 1]).standard_normal(output.shape)
     upstream = np.asarray(upstream)
-    if upstream.shape != output.shape or not np.all(np.isfinite(upstream)):
-        raise LayerCheckError(f"upstream must be finite and of the output's shape {output.shape},"
-                              f" got {upstream.shape}")
+    if upstream.shape != output.shape:
+        raise LayerCheckError(f"upstream must have the output's shape {output.shape}, got "
+                              f"{upstream.shape}")
+    if not np.all(np.isfinite(upstream)):
+        raise LayerCheckError("upstream holds NaN or infinity")
     return upstream
