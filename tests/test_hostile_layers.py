@@ -322,3 +322,17 @@ def test_a_buffer_that_is_an_array_is_compared() -> None:
 
 def test_an_empty_sequential_writes_no_gradient() -> None:
     assert scratch.Sequential().backward_parameters(np.ones((2, 3))) is None
+
+
+class FirstBatchOnly(PReLU):
+    """Keeps the first x it is given: its backward is right for that batch alone."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = getattr(self, "x", x)
+        return np.maximum(x, 0) + self.weight.value * np.minimum(x, 0)
+
+
+def test_a_layer_that_keeps_an_earlier_batch_fails() -> None:
+    report = compare.check_layer(FirstBatchOnly(), nn.PReLU(), batch())
+    failing = {(row.section, row.tensor) for row in report.rows if not row.ok}
+    assert {("grad(upstream)", "dweight"), ("grad(upstream)", "dX")} <= failing, report.table()

@@ -322,13 +322,14 @@ def check_layer(scratch_layer: scratch.Module, torch_module: nn.Module, x: np.nd
     the finite differences' entries and directions. The torch module is used as a copy, cast to
     x's dtype, holding the scratch layer's parameters: copied by name, through the layer table's
     transposes where the scratch layer's kind is in the table. A pair of Sequentials is compared
-    layer by layer. LayerCheckError when there is nothing to compare or the parameters do not
-    correspond.
+    layer by layer. The scratch layer runs on x's entries shuffled first, so that one that keeps
+    an earlier batch fails. LayerCheckError when there is nothing to compare, the parameters do
+    not correspond, the twins are in two modes, or the scratch layer gives no array or is random.
     """
     check_whole_number("seed", seed, 0)
     dtype = check_input(x)
     pairs = layer_pairs(scratch_layer, torch_module, dtype)
-    output = run_scratch(pairs, x)[-1]
+    output = run_scratch(pairs, shuffled(x, seed))[-1]  # a layer keeping this batch then fails
     loss = UpstreamLoss(upstream_for(output, upstream, seed).astype(dtype))
     rows = twin_rows(pairs, x, loss, forward=True)
     finite_difference, floor = finite_difference_rows(pairs, x, loss, seed)
@@ -336,6 +337,11 @@ def check_layer(scratch_layer: scratch.Module, torch_module: nn.Module, x: np.nd
              f"{type(torch_module).__name__}, {dtype.name}, x {x.shape}, seed {seed}")
     return LayerReport(title, dtype.name, rows + finite_difference,
                        {f"finite-diff {loss.section}": floor})
+
+
+def shuffled(x: np.ndarray, seed: int) -> np.ndarray:
+    """Another batch of x's shape, dtype and values: its entries in a random order."""
+    return np.random.default_rng([seed, 2]).permutation(x.ravel()).reshape(x.shape)
 
 
 def check_input(x: object) -> np.dtype:
