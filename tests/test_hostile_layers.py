@@ -336,3 +336,37 @@ def test_a_layer_that_keeps_an_earlier_batch_fails() -> None:
     report = compare.check_layer(FirstBatchOnly(), nn.PReLU(), batch())
     failing = {(row.section, row.tensor) for row in report.rows if not row.ok}
     assert {("grad(upstream)", "dweight"), ("grad(upstream)", "dX")} <= failing, report.table()
+
+
+class Residual(scratch.Module):
+    """``x[:, :m] + tanh(x·W + b)``: a layer of one's own holding a table layer (a Linear)."""
+
+    def __init__(self, n: int, m: int) -> None:
+        self.lin = scratch.Linear(n, m, rng=np.random.default_rng(0), dtype=np.float64)
+        self.act = scratch.Tanh()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x[:, :self.lin.out_features] + self.act.forward(self.lin.forward(x))
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        dx = self.lin.backward(self.act.backward(grad_out))
+        dx[:, :self.lin.out_features] += grad_out
+        return dx
+
+
+class TorchResidual(nn.Module):
+    def __init__(self, n: int, m: int) -> None:
+        super().__init__()
+        self.lin, self.act = nn.Linear(n, m), nn.Tanh()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :self.lin.out_features] + self.act(self.lin(x))
+
+
+@pytest.mark.parametrize("sizes", [(5, 3), (5, 5)])
+def test_a_table_layer_inside_a_layer_of_ones_own_keeps_its_layout(sizes: tuple[int, int]
+                                                                   ) -> None:
+    """The Linear's weight is transposed on its way to torch, as a Linear alone is."""
+    report = compare.check_layer(Residual(*sizes), TorchResidual(*sizes), batch((4, 5)))
+    assert report.ok, report.table()
+    assert {row.tensor for row in report.rows} >= {"dlin.weight", "dlin.bias"}

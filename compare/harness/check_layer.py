@@ -30,7 +30,7 @@ from compare.harness.twins import (
     check_same_layer,
     load_torch_state_dict,
 )
-from compare.layers import LAYER_KINDS, LayerKind, kind_of
+from compare.layers import LAYER_KINDS, LayerKind, kind_of, torch_layout
 
 
 class Loss(Protocol):
@@ -90,6 +90,10 @@ class Pair:
         """How rows name parameter ``name``'s gradient: ``weight`` -> ``dW``."""
         return "d" + self.kind.symbol(name)
 
+    def torch_layout(self, name: str, array: np.ndarray) -> np.ndarray:
+        """Scratch's array ``name`` as torch lays it out (:func:`compare.layers.torch_layout`)."""
+        return torch_layout(self.scratch, self.kind, name, array)
+
 
 def layer_pairs(scratch_layer: scratch.Module, torch_module: nn.Module, dtype: np.dtype
                 ) -> list[Pair]:
@@ -126,9 +130,10 @@ def pair_of(label: str, mine: scratch.Module, theirs: nn.Module, dtype: np.dtype
     except WeightMismatchError as error:
         raise LayerCheckError(str(error)) from None
     check_parameters(label, mine, theirs, dtype)
-    load_torch_state_dict(theirs, {name: kind.torch_layout(name, array)
+    pair = Pair(label, kind, mine, theirs)
+    load_torch_state_dict(theirs, {name: pair.torch_layout(name, array)
                                    for name, array in arrays(mine)})
-    return Pair(label, kind, mine, theirs)
+    return pair
 
 
 def pair_kind(label: str, mine: scratch.Module, theirs: nn.Module) -> LayerKind:
@@ -213,7 +218,7 @@ def scratch_pass(pairs: list[Pair], x: np.ndarray, loss: Loss) -> Pass:
     for pair in reversed(pairs):
         grad = returned(pair.label, "backward returned", pair.scratch.backward(grad))
         input_grads.insert(0, grad)
-    grads = [{name: pair.kind.torch_layout(name, returned(
+    grads = [{name: pair.torch_layout(name, returned(
                   pair.label, f"backward left {name}.grad", p.grad)).copy()
               for name, p in pair.scratch.named_parameters()} for pair in pairs]
     return Pass(outputs, input_grads, grads)
@@ -281,7 +286,7 @@ def finite_difference_rows(pairs: list[Pair], x: np.ndarray, loss: Loss, seed: i
     rows = []
     for index, pair in enumerate(copies):
         for name, p in pair.scratch.named_parameters():
-            found = finite_differences.opinion(evaluate, pair.kind.torch_layout(name, p.value),
+            found = finite_differences.opinion(evaluate, pair.torch_layout(name, p.value),
                                                analytic.grads[index][name], rng)
             rows += opinion_rows(section, pair.label, pair.tensor(name), found, tol)
         if index == 0:

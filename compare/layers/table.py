@@ -158,6 +158,20 @@ ACTIVATIONS: dict[str, LayerKind] = {kind.name: kind for kind in LAYER_KINDS if 
 """The kinds ``--activation`` offers, by name."""
 
 
+def torch_layout(layer: scratch.Module, kind: LayerKind | None, name: str, array: np.ndarray
+                 ) -> np.ndarray:
+    """``layer``'s parameter or buffer ``name`` as PyTorch lays it out (a view; also goes back):
+    through the transposes of ``kind``, the layer's kind (None: none), or, for an array of a
+    module inside it (``lin.weight``), of that module's kind in the table."""
+    *path, leaf = name.split(".")
+    for part in path:
+        layer = dict(layer.named_children())[part]
+    if path:
+        kind = kind_of(layer) or next((kind for kind in LAYER_KINDS
+                                       if isinstance(layer, kind.scratch)), None)
+    return kind.torch_layout(leaf, array) if kind else array
+
+
 def kind_of(layer: object) -> LayerKind | None:
     """The kind of a scratch layer (by its exact class) or of a torch module (by its ``torch.nn``
     class); None for a layer the table lacks."""
