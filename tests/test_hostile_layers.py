@@ -370,3 +370,28 @@ def test_a_table_layer_inside_a_layer_of_ones_own_keeps_its_layout(sizes: tuple[
     report = compare.check_layer(Residual(*sizes), TorchResidual(*sizes), batch((4, 5)))
     assert report.ok, report.table()
     assert {row.tensor for row in report.rows} >= {"dlin.weight", "dlin.bias"}
+
+
+class Aliased(scratch.Module):
+    """PReLU holding its weight's value and gradient under short names as well (an optimizer
+    updates a value in place, so an alias stays the parameter's)."""
+
+    def __init__(self, dtype: type) -> None:
+        self.weight = scratch.Parameter.of(np.full(1, 0.25, dtype=dtype))
+        self.slope, self.slope_grad = self.weight.value, self.weight.grad
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.maximum(x, 0) + self.slope * np.minimum(x, 0)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self.slope_grad[:] = np.sum(grad_out * np.minimum(self.x, 0))
+        return grad_out * np.where(self.x > 0, 1, self.slope)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_layer_that_aliases_its_parameter_passes(dtype: type) -> None:
+    """The finite differences' float64 copy keeps the aliases: it perturbs the array the layer
+    computes with, and reads the gradient it writes."""
+    report = compare.check_layer(Aliased(dtype), nn.PReLU(), batch(dtype=dtype))
+    assert report.ok, report.table()
