@@ -395,3 +395,42 @@ def test_a_layer_that_aliases_its_parameter_passes(dtype: type) -> None:
     computes with, and reads the gradient it writes."""
     report = compare.check_layer(Aliased(dtype), nn.PReLU(), batch(dtype=dtype))
     assert report.ok, report.table()
+
+
+def test_an_infinite_entry_does_not_open_the_tolerance_of_the_others() -> None:
+    """max|b| over the finite entries: one inf in torch's tensor leaves every other entry judged,
+    and a finite answer where torch's is infinite is wrong."""
+    from compare.harness import tolerance
+
+    expected = np.array([np.inf, 1.0, -np.inf])
+    for tol in (tolerance.FLOAT64, tolerance.FLOAT32):
+        assert list(tol.mismatches(np.array([np.inf, 5.0, -np.inf]), expected)) == [
+            False, True, False], tol.name
+        assert list(tol.mismatches(np.array([1e308, 1.0, -np.inf]), expected)) == [
+            True, False, False], tol.name
+    assert tolerance.errors(np.array([np.inf, 1.5, -np.inf]), expected) == (0.5, 0.5)
+
+
+class Exp(scratch.Module):
+    """y = exp(x), which overflows for x > 709."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            self.y = np.exp(x)
+        return self.y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return grad_out * self.y
+
+
+class TorchExp(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x)
+
+
+def test_an_output_that_overflows_is_refused_as_such() -> None:
+    """Finite differences of an infinite loss measure nothing: said, rather than NaN rows."""
+    x = batch()
+    x[2, 3] = 800.0
+    with pytest.raises(compare.LayerCheckError, match=r"the loss is inf for this x: "):
+        compare.check_layer(Exp(), TorchExp(), x, upstream=np.ones((4, 5)))

@@ -274,9 +274,11 @@ def finite_difference_rows(pairs: list[Pair], x: np.ndarray, loss: Loss, seed: i
     analytic = scratch_pass(copies, x, loss)
     check_deterministic(copies, x, analytic.outputs)
     value, output_grad = loss.scratch(analytic.outputs[-1])
-    tol = tolerance.finite_differences(
-        abs(value) + float(np.sum(np.abs(analytic.outputs[-1] * output_grad))),
-        finite_differences.STEP)
+    scale = abs(value) + float(np.sum(np.abs(analytic.outputs[-1] * output_grad)))
+    if not np.isfinite(scale):
+        raise LayerCheckError(f"the loss is {value} for this x: the output overflows float64, "
+                              "and finite differences of it measure nothing; choose a smaller x")
+    tol = tolerance.finite_differences(scale, finite_differences.STEP)
     rng = np.random.default_rng([seed, 3])
     section = f"finite-diff {loss.section}"
 
