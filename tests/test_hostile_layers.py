@@ -434,3 +434,34 @@ def test_an_output_that_overflows_is_refused_as_such() -> None:
     x[2, 3] = 800.0
     with pytest.raises(compare.LayerCheckError, match=r"the loss is inf for this x: "):
         compare.check_layer(Exp(), TorchExp(), x, upstream=np.ones((4, 5)))
+
+
+class Doubled(scratch.Module):
+    """y = 2x."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return 2 * x
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return 2 * grad_out
+
+
+class TorchPair(nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return 2 * x, x
+
+
+class TorchDetached(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * x.detach()
+
+
+@pytest.mark.parametrize(("module", "says"), [
+    (TorchPair(), "0 Doubled: torch's TorchPair returned a tuple, not a tensor"),
+    (TorchDetached(), "0 Doubled: torch's TorchDetached returned a tensor autograd cannot "
+                      "differentiate"),
+])
+def test_a_torch_module_without_a_gradient_is_refused_by_name(module: nn.Module,
+                                                              says: str) -> None:
+    with pytest.raises(compare.LayerCheckError, match=says):
+        compare.check_layer(scratch.Sequential(Doubled()), nn.Sequential(module), batch())

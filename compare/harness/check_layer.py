@@ -230,12 +230,25 @@ def torch_pass(pairs: list[Pair], x: np.ndarray, loss: Loss) -> Pass:
     for pair in pairs:
         pair.torch.zero_grad(set_to_none=True)
         inputs.append(h)
-        h = pair.torch(h)
+        h = differentiable(pair, pair.torch(h))
         h.retain_grad()
         outputs.append(h)
     loss.torch(h).backward()
     grads = [{name: grad_of(p) for name, p in pair.torch.named_parameters()} for pair in pairs]
     return Pass([y.detach().numpy() for y in outputs], [grad_of(h) for h in inputs], grads)
+
+
+def differentiable(pair: Pair, output: object) -> torch.Tensor:
+    """``output``, which the pair's torch module gave (LayerCheckError unless a tensor with a
+    gradient)."""
+    if not isinstance(output, torch.Tensor):
+        raise LayerCheckError(f"{pair.label}: torch's {type(pair.torch).__name__} returned a "
+                              f"{type(output).__name__}, not a tensor")
+    if not output.requires_grad:
+        raise LayerCheckError(f"{pair.label}: torch's {type(pair.torch).__name__} returned a "
+                              "tensor autograd cannot differentiate (detached, or not of "
+                              "floating point)")
+    return output
 
 
 def grad_of(tensor: torch.Tensor) -> np.ndarray:
