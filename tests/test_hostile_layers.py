@@ -241,6 +241,8 @@ def test_a_nan_upstream_is_refused_as_not_finite() -> None:
      "settings must be a mapping of setting names to numbers"),
     (lambda: compare.build_twins("4-3-2", "leaky_relu", settings=[("negative_slope", 0.1)]),
      "settings must be a mapping of setting names to numbers"),
+    (lambda: compare.build_twins("4-3-2", "leaky_relu", settings={1: 0.1, "x": 0.2}),
+     "leaky_relu has no setting 'x'; its settings: negative_slope"),
     (lambda: compare.build_twins("4-3-2", ["relu"]), r"--activation \['relu'\]: choose from"),
     (lambda: compare.check_parity("4-3-2", dtype=["float64"]),
      r"--dtype \['float64'\]: choose from"),
@@ -254,8 +256,9 @@ def test_a_nan_upstream_is_refused_as_not_finite() -> None:
      r"--arch \(4.0, 3, 2\): expected positive widths"),
     (lambda: compare.build_twins(compare.Architecture((True, 2), "relu")),
      r"--arch \(True, 2\): expected positive widths"),
-], ids=["settings text", "settings list", "activation list", "dtype list", "arch bytes",
-        "arch text widths", "negative width", "one width", "float width", "bool width"])
+], ids=["settings text", "settings list", "settings keys", "activation list", "dtype list",
+        "arch bytes", "arch text widths", "negative width", "one width", "float width",
+        "bool width"])
 def test_a_bad_network_argument_is_a_user_error(call, says: str) -> None:
     """Never a bare AttributeError or TypeError, never another network than the one meant (bytes
     would read as their character codes: 52-45-51-45-50)."""

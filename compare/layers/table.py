@@ -100,7 +100,7 @@ class LayerKind:
         """Every setting of this kind: ``given`` checked, the defaults for the rest
         (ValueError naming a setting this kind does not have, or a bad value)."""
         known = {setting.name: setting for setting in self.settings}
-        unknown = sorted(set(given) - set(known))
+        unknown = sorted(set(given) - set(known), key=repr)  # keys of any type
         if unknown:
             raise ValueError(f"{self.name} has no setting {unknown[0]!r}"
                              + (f"; its settings: {', '.join(known)}" if known else ""))
