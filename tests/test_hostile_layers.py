@@ -468,3 +468,13 @@ def test_a_torch_module_without_a_gradient_is_refused_by_name(module: nn.Module,
                                                               says: str) -> None:
     with pytest.raises(compare.LayerCheckError, match=says):
         compare.check_layer(scratch.Sequential(Doubled()), nn.Sequential(module), batch())
+
+
+@pytest.mark.parametrize("context", [torch.no_grad, torch.inference_mode])
+def test_checks_run_under_a_callers_no_grad(context) -> None:
+    """A script (a notebook cell) under torch.no_grad() or inference_mode() still gets its
+    check: autograd is the check's own business."""
+    layer = scratch.Linear(4, 2, rng=np.random.default_rng(0), dtype=np.float64)
+    with context():
+        assert compare.check_layer(layer, nn.Linear(4, 2), batch((3, 4))).ok
+        assert compare.check_parity("4-3-2", batch_size=2).ok

@@ -12,8 +12,10 @@ Rows and the report: :mod:`compare.harness.report`.
 from __future__ import annotations
 
 import copy
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import ParamSpec, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -31,6 +33,20 @@ from compare.harness.twins import (
     load_torch_state_dict,
 )
 from compare.layers import LAYER_KINDS, LayerKind, kind_of, torch_layout
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def with_autograd(function: Callable[P, R]) -> Callable[P, R]:
+    """``function``, run with autograd on even where its caller turned it off
+    (``torch.no_grad()``, ``torch.inference_mode()``): the check needs torch's gradients."""
+    @functools.wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with torch.inference_mode(False), torch.enable_grad():
+            return function(*args, **kwargs)
+
+    return run
 
 
 class Loss(Protocol):
@@ -332,6 +348,7 @@ def opinion_rows(section: str, layer: str, tensor: str, found: finite_difference
                      np.array(found.directional), tol)]
 
 
+@with_autograd
 def check_layer(scratch_layer: scratch.Module, torch_module: nn.Module, x: np.ndarray,
                 upstream: np.ndarray | None = None, *, seed: int = 0) -> LayerReport:
     """Compare a scratch layer with a torch module on the batch ``x`` (N, ..., float32 or

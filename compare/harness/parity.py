@@ -20,10 +20,12 @@ from compare.harness.check_layer import (
     finite_difference_rows,
     layer_pairs,
     twin_rows,
+    with_autograd,
 )
 from compare.harness.report import LayerReport, Row
 
 
+@with_autograd
 def network_rows(scratch_model: scratch.Sequential, torch_model: nn.Sequential, x: np.ndarray,
                  upstream: np.ndarray, target: np.ndarray) -> list[Row]:
     """Every layer's output Y for input x (N, in); then dW, db and dX of every layer for the loss
@@ -65,6 +67,7 @@ def random_batch(widths: tuple[int, ...], batch_size: int, dtype: str, seed: int
     return x, upstream, target
 
 
+@with_autograd
 def run_parity(arch: Architecture, *, dtype: str = "float64", batch_size: int = 32, seed: int = 0
                ) -> ParityReport:
     """Build both twins from ``seed`` (scratch draws, torch copies), then compare one batch:
