@@ -478,3 +478,10 @@ def test_checks_run_under_a_callers_no_grad(context) -> None:
     with context():
         assert compare.check_layer(layer, nn.Linear(4, 2), batch((3, 4))).ok
         assert compare.check_parity("4-3-2", batch_size=2).ok
+
+
+@pytest.mark.parametrize("upstream", [np.full((4, 5), None), np.full((4, 5), 1 + 1j),
+                                      np.full((4, 5), "1")], ids=["object", "complex", "text"])
+def test_an_upstream_of_no_real_numbers_is_refused(upstream: np.ndarray) -> None:
+    with pytest.raises(compare.LayerCheckError, match="upstream must hold real numbers, got"):
+        compare.check_layer(PReLU(), nn.PReLU(), batch(), upstream)

@@ -403,6 +403,8 @@ def upstream_for(output: np.ndarray, upstream: np.ndarray | None, seed: int) -> 
     if upstream.shape != output.shape:
         raise LayerCheckError(f"upstream must have the output's shape {output.shape}, got "
                               f"{upstream.shape}")
+    if not any(np.issubdtype(upstream.dtype, kind) for kind in (np.integer, np.floating)):
+        raise LayerCheckError(f"upstream must hold real numbers, got {upstream.dtype}")
     if not np.all(np.isfinite(upstream)):
         raise LayerCheckError("upstream holds NaN or infinity")
     return upstream
