@@ -15,6 +15,7 @@ from torch import nn
 import compare
 import scratch
 from compare import cli
+from compare.harness import tolerance
 from compare.harness.arch import Architecture
 from compare.harness.twins import scratch_state_dict
 from compare.layers import ACTIVATIONS
@@ -403,8 +404,6 @@ def test_a_layer_that_aliases_its_parameter_passes(dtype: type) -> None:
 def test_an_infinite_entry_does_not_open_the_tolerance_of_the_others() -> None:
     """max|b| over the finite entries: one inf in torch's tensor leaves every other entry judged,
     and a finite answer where torch's is infinite is wrong."""
-    from compare.harness import tolerance
-
     expected = np.array([np.inf, 1.0, -np.inf])
     for tol in (tolerance.FLOAT64, tolerance.FLOAT32):
         assert list(tol.mismatches(np.array([np.inf, 5.0, -np.inf]), expected)) == [
