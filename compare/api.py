@@ -118,11 +118,12 @@ def architecture(arch: Architecture | str | Sequence[int], activation: str | Non
             raise ArgumentError(f"arch is an Architecture with its own activation "
                                 f"({arch.activation_label}): leave out activation and settings")
         return arch
-    if isinstance(arch, Sequence) and not isinstance(arch, str):
+    if isinstance(arch, list | tuple) and not any(isinstance(w, bool) or not isinstance(w, int)
+                                                  for w in arch):
         arch = "-".join(str(width) for width in arch)
     if not isinstance(arch, str):
         raise ArgumentError(f"arch must be an Architecture, a string like '784-128-10' or a "
-                            f"tuple of widths, got {type(arch).__name__}")
+                            f"tuple of int widths, got {arch!r}")
     return Architecture.parse(arch, activation or "relu", settings)
 
 

@@ -6,6 +6,8 @@ gradient dL/dy (N, out) and returns dL/dx (N, in). Every array keeps the dtype i
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from scratch.init import linear_init
@@ -105,7 +107,10 @@ class LeakyReLU(Module):
     ``negative_slope · dy``."""
 
     def __init__(self, negative_slope: float = 0.01) -> None:
-        self.negative_slope = negative_slope
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
+            raise TypeError(f"LeakyReLU: negative_slope must be a real number, got "
+                            f"{negative_slope!r}")
+        self.negative_slope = float(negative_slope)  # a Python float keeps x's dtype
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.passes = x > 0

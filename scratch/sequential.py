@@ -30,10 +30,12 @@ class Sequential(Module):
         return grad_out
 
     def backward_parameters(self, grad_out: np.ndarray) -> None:
-        """The same, but the first layer skips dL/dx: the input batch needs no gradient."""
+        """The same, but the first layer skips dL/dx: the input batch needs no gradient (and an
+        empty Sequential has none to write)."""
         for layer in reversed(self.layers[1:]):
             grad_out = layer.backward(grad_out)
-        self.layers[0].backward_parameters(grad_out)
+        if self.layers:
+            self.layers[0].backward_parameters(grad_out)
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         """The layers, named by position as PyTorch names them: ``"0"``, ``"1"``..."""

@@ -202,7 +202,7 @@ def architecture(args: argparse.Namespace) -> Architecture:
         try:
             given[setting.name] = setting.check(value)
         except ValueError as error:
-            raise UsageError(f"{setting.flag} {value:g}: {error}") from None
+            raise UsageError(f"{setting.flag} {value!r}: {error}") from None
     return Architecture.parse(args.arch, args.activation, given)
 
 

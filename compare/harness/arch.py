@@ -33,20 +33,29 @@ class Architecture:
     activation_settings: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
-        kind = ACTIVATIONS.get(self.activation)
+        if not (isinstance(self.widths, tuple | list) and len(self.widths) >= 2
+                and all(is_width(width) for width in self.widths)):
+            raise ArchError(f"--arch {self.widths!r}: expected positive widths, input first and "
+                            "classes last, e.g. (784, 128, 64, 10)")
+        kind = ACTIVATIONS.get(self.activation) if isinstance(self.activation, str) else None
         if kind is None:
             raise ArchError(f"--activation {self.activation!r}: choose from "
                             f"{', '.join(ACTIVATIONS)}")
         try:
             settings = kind.complete(dict(self.activation_settings))
-        except ValueError as error:
+        except (TypeError, ValueError) as error:
             raise ArchError(f"--activation {self.activation}: {error}") from None
+        object.__setattr__(self, "widths", tuple(self.widths))
         object.__setattr__(self, "activation_settings", tuple(settings.items()))
 
     @classmethod
     def parse(cls, arch: str, activation: str = "relu",
               settings: Mapping[str, object] | None = None) -> Architecture:
-        parts = arch.split("-")  # ASCII digits only: int() refuses '²', and reads '٣' as 3
+        if not (settings is None or isinstance(settings, Mapping)):
+            raise ArchError(f"--activation {activation}: settings must be a mapping of setting "
+                            f"names to numbers, got {type(settings).__name__}")
+        parts = arch.split("-") if isinstance(arch, str) else []
+        # ASCII digits only: int() refuses '²', and reads '٣' as 3
         if len(parts) < 2 or not all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
             raise ArchError(
                 f"--arch {arch!r}: expected positive widths joined by '-', input first and "
@@ -77,12 +86,18 @@ class Architecture:
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, object]) -> Architecture:
-        """The network :meth:`to_meta` wrote (ArchError if it is not one); meta written before
-        activations had settings holds none, and gets the defaults."""
+        """The network :meth:`to_meta` wrote (ArchError if it is not one): every setting of its
+        activation named, never a default in place of the one trained with (meta written before
+        activations had settings holds none, for activations that have none)."""
         settings = meta.get("activation_settings", {})
         if not isinstance(settings, dict):
             raise ArchError(f"activation_settings should be an object, found {settings!r}")
-        return cls.parse(meta["arch"], meta["activation"], settings)
+        architecture = cls.parse(meta["arch"], meta["activation"], settings)
+        missing = [name for name, _ in architecture.activation_settings if name not in settings]
+        if missing:
+            raise ArchError(f"activation_settings lacks {missing[0]}, a setting of "
+                            f"{architecture.activation}")
+        return architecture
 
     def build_scratch(self, *, seed: int, dtype: str = "float32") -> scratch.Sequential:
         """The NumPy twin, its weights drawn from ``default_rng(seed)`` as ``nn.Linear`` draws."""
@@ -98,8 +113,13 @@ class Architecture:
         return torch_ref.mlp(self.widths, activation, dtype=torch_dtype(dtype), device=device)
 
 
+def is_width(width: object) -> bool:
+    """A layer width: a positive int (not a bool)."""
+    return isinstance(width, int) and not isinstance(width, bool) and width > 0
+
+
 def parse_dtype(name: str) -> type[np.floating]:
-    if name not in DTYPES:
+    if not isinstance(name, str) or name not in DTYPES:
         raise ArchError(f"--dtype {name!r}: choose from {', '.join(DTYPES)}")
     return DTYPES[name]
 

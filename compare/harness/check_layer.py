@@ -12,8 +12,10 @@ Rows and the report: :mod:`compare.harness.report`.
 from __future__ import annotations
 
 import copy
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import ParamSpec, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
 import scratch
+from compare.api import check_whole_number
 from compare.harness import finite_differences, tolerance
 from compare.harness.report import LayerCheckError, LayerReport, Row, make_row
 from compare.harness.twins import (
@@ -29,7 +32,21 @@ from compare.harness.twins import (
     check_same_layer,
     load_torch_state_dict,
 )
-from compare.layers import LayerKind, kind_of
+from compare.layers import LAYER_KINDS, LayerKind, kind_of, torch_layout
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def with_autograd(function: Callable[P, R]) -> Callable[P, R]:
+    """``function``, run with autograd on even where its caller turned it off
+    (``torch.no_grad()``, ``torch.inference_mode()``): the check needs torch's gradients."""
+    @functools.wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with torch.inference_mode(False), torch.enable_grad():
+            return function(*args, **kwargs)
+
+    return run
 
 
 class Loss(Protocol):
@@ -89,6 +106,10 @@ class Pair:
         """How rows name parameter ``name``'s gradient: ``weight`` -> ``dW``."""
         return "d" + self.kind.symbol(name)
 
+    def torch_layout(self, name: str, array: np.ndarray) -> np.ndarray:
+        """Scratch's array ``name`` as torch lays it out (:func:`compare.layers.torch_layout`)."""
+        return torch_layout(self.scratch, self.kind, name, array)
+
 
 def layer_pairs(scratch_layer: scratch.Module, torch_module: nn.Module, dtype: np.dtype
                 ) -> list[Pair]:
@@ -99,6 +120,7 @@ def layer_pairs(scratch_layer: scratch.Module, torch_module: nn.Module, dtype: n
         raise LayerCheckError(f"need a scratch.Module and a torch.nn.Module, got "
                               f"{type(scratch_layer).__name__} and {type(torch_module).__name__}")
     torch_copy = copy.deepcopy(torch_module).to("cpu", getattr(torch, np.dtype(dtype).name))
+    torch_copy.requires_grad_()  # a parameter the caller froze has a gradient to compare
     if isinstance(scratch_layer, scratch.Sequential) and isinstance(torch_copy, nn.Sequential):
         if len(scratch_layer) != len(torch_copy):
             raise LayerCheckError(f"the scratch Sequential has {len(scratch_layer)} layers, the "
@@ -114,20 +136,48 @@ def layer_pairs(scratch_layer: scratch.Module, torch_module: nn.Module, dtype: n
 def pair_of(label: str, mine: scratch.Module, theirs: nn.Module, dtype: np.dtype) -> Pair:
     """The pair, ``theirs`` now holding ``mine``'s parameters and buffers (by name, in
     PyTorch's layout)."""
-    kind = kind_of(mine)
-    if kind is None:  # a layer the table lacks: no settings, nothing transposed
-        kind = LayerKind(type(mine).__name__, type(mine), type(theirs).__name__)
-    elif kind_of(theirs) is not kind:
-        raise LayerCheckError(f"{label}: scratch {type(mine).__name__} pairs with torch.nn."
-                              f"{kind.torch}, not with {type(theirs).__name__}")
+    kind = pair_kind(label, mine, theirs)
+    if bool(mine.training) != theirs.training:
+        raise LayerCheckError(f"{label}: scratch is in {mode(mine.training)} mode, torch in "
+                              f"{mode(theirs.training)} mode; call train() or eval() on both")
+    check_buffers(label, mine)
     try:
         check_same_layer(label, kind, mine, theirs)
     except WeightMismatchError as error:
         raise LayerCheckError(str(error)) from None
     check_parameters(label, mine, theirs, dtype)
-    load_torch_state_dict(theirs, {name: kind.torch_layout(name, array)
+    pair = Pair(label, kind, mine, theirs)
+    load_torch_state_dict(theirs, {name: pair.torch_layout(name, array)
                                    for name, array in arrays(mine)})
-    return Pair(label, kind, mine, theirs)
+    return pair
+
+
+def pair_kind(label: str, mine: scratch.Module, theirs: nn.Module) -> LayerKind:
+    """The table's kind of ``mine`` (of its class, or of the table class it derives from when
+    ``theirs`` is of that kind too), which ``theirs`` must be of; for a layer the table lacks, a
+    kind of its own: no settings, nothing transposed."""
+    kind = kind_of(mine) or next((kind for kind in LAYER_KINDS if isinstance(mine, kind.scratch)
+                                  and isinstance(theirs, kind.torch_class())), None)
+    if kind is None:
+        return LayerKind(type(mine).__name__, type(mine), type(theirs).__name__)
+    if not isinstance(theirs, kind.torch_class()):
+        raise LayerCheckError(f"{label}: scratch {type(mine).__name__} pairs with torch.nn."
+                              f"{kind.torch}, not with {type(theirs).__name__}")
+    return kind
+
+
+def check_buffers(label: str, mine: scratch.Module) -> None:
+    """Each buffer its ``buffer_names`` list is an array the layer holds."""
+    for module in finite_differences.modules(mine):
+        for name in module.buffer_names:
+            value = getattr(module, name, None)
+            if not isinstance(value, np.ndarray):
+                raise LayerCheckError(f"{label}: buffer_names lists {name}, of type "
+                                      f"{type(value).__name__}, not a NumPy array")
+
+
+def mode(training: bool) -> str:
+    return "training" if training else "evaluation"
 
 
 def check_parameters(label: str, mine: scratch.Module, theirs: nn.Module, dtype: np.dtype
@@ -160,19 +210,32 @@ def run_scratch(pairs: list[Pair], x: np.ndarray) -> list[np.ndarray]:
     """The scratch layers' outputs for ``x``, first layer first."""
     outputs = []
     for pair in pairs:
-        x = pair.scratch.forward(x)
+        x = returned(pair.label, "forward returned", pair.scratch.forward(x))
         outputs.append(x)
     return outputs
 
 
+def returned(label: str, what: str, value: object) -> np.ndarray:
+    """``value``, which the layer's ``what`` gave (LayerCheckError unless an array)."""
+    if not isinstance(value, np.ndarray):
+        raise LayerCheckError(f"{label}: {what} a {type(value).__name__}, not a NumPy array")
+    return value
+
+
 def scratch_pass(pairs: list[Pair], x: np.ndarray, loss: Loss) -> Pass:
+    """The scratch layers' pass; each parameter's ``.grad`` is NaN until ``backward`` writes it,
+    so a gradient left unwritten, or added to rather than written, cannot pass."""
     outputs = run_scratch(pairs, x)
     grad = loss.scratch(outputs[-1])[1]
+    for pair in pairs:
+        for _, p in pair.scratch.named_parameters():
+            p.grad[...] = np.nan
     input_grads = []
     for pair in reversed(pairs):
-        grad = pair.scratch.backward(grad)
+        grad = returned(pair.label, "backward returned", pair.scratch.backward(grad))
         input_grads.insert(0, grad)
-    grads = [{name: pair.kind.torch_layout(name, p.grad).copy()
+    grads = [{name: pair.torch_layout(name, returned(
+                  pair.label, f"backward left {name}.grad", p.grad)).copy()
               for name, p in pair.scratch.named_parameters()} for pair in pairs]
     return Pass(outputs, input_grads, grads)
 
@@ -183,12 +246,25 @@ def torch_pass(pairs: list[Pair], x: np.ndarray, loss: Loss) -> Pass:
     for pair in pairs:
         pair.torch.zero_grad(set_to_none=True)
         inputs.append(h)
-        h = pair.torch(h)
+        h = differentiable(pair, pair.torch(h))
         h.retain_grad()
         outputs.append(h)
     loss.torch(h).backward()
     grads = [{name: grad_of(p) for name, p in pair.torch.named_parameters()} for pair in pairs]
     return Pass([y.detach().numpy() for y in outputs], [grad_of(h) for h in inputs], grads)
+
+
+def differentiable(pair: Pair, output: object) -> torch.Tensor:
+    """``output``, which the pair's torch module gave (LayerCheckError unless a tensor with a
+    gradient)."""
+    if not isinstance(output, torch.Tensor):
+        raise LayerCheckError(f"{pair.label}: torch's {type(pair.torch).__name__} returned a "
+                              f"{type(output).__name__}, not a tensor")
+    if not output.requires_grad:
+        raise LayerCheckError(f"{pair.label}: torch's {type(pair.torch).__name__} returned a "
+                              "tensor autograd cannot differentiate (detached, or not of "
+                              "floating point)")
+    return output
 
 
 def grad_of(tensor: torch.Tensor) -> np.ndarray:
@@ -225,10 +301,13 @@ def finite_difference_rows(pairs: list[Pair], x: np.ndarray, loss: Loss, seed: i
               zip(pairs, finite_differences.float64_copy([p.scratch for p in pairs]), strict=True)]
     x = x.astype(np.float64)
     analytic = scratch_pass(copies, x, loss)
+    check_deterministic(copies, x, analytic.outputs)
     value, output_grad = loss.scratch(analytic.outputs[-1])
-    tol = tolerance.finite_differences(
-        abs(value) + float(np.sum(np.abs(analytic.outputs[-1] * output_grad))),
-        finite_differences.STEP)
+    scale = abs(value) + float(np.sum(np.abs(analytic.outputs[-1] * output_grad)))
+    if not np.isfinite(scale):
+        raise LayerCheckError(f"the loss is {value} for this x: the output overflows float64, "
+                              "and finite differences of it measure nothing; choose a smaller x")
+    tol = tolerance.finite_differences(scale, finite_differences.STEP)
     rng = np.random.default_rng([seed, 3])
     section = f"finite-diff {loss.section}"
 
@@ -238,13 +317,25 @@ def finite_difference_rows(pairs: list[Pair], x: np.ndarray, loss: Loss, seed: i
     rows = []
     for index, pair in enumerate(copies):
         for name, p in pair.scratch.named_parameters():
-            found = finite_differences.opinion(evaluate, pair.kind.torch_layout(name, p.value),
+            found = finite_differences.opinion(evaluate, pair.torch_layout(name, p.value),
                                                analytic.grads[index][name], rng)
             rows += opinion_rows(section, pair.label, pair.tensor(name), found, tol)
         if index == 0:
             found = finite_differences.opinion(evaluate, x, analytic.input_grads[0], rng)
             rows += opinion_rows(section, pair.label, "dX", found, tol)
     return rows, tol.atol
+
+
+def check_deterministic(pairs: list[Pair], x: np.ndarray, outputs: list[np.ndarray]) -> None:
+    """Each layer gives ``outputs`` again for ``x`` (LayerCheckError naming the first that does
+    not: central differences of a random function measure its noise, not its gradient)."""
+    for pair, first, again in zip(pairs, outputs, run_scratch(pairs, x), strict=True):
+        if not (np.array_equal(first, again, equal_nan=True)
+                or tolerance.FLOAT64.passes(again, first)):
+            raise LayerCheckError(
+                f"{pair.label}: two forward passes of the same x differ (by up to "
+                f"{tolerance.errors(again, first)[0]:.3e}): a random layer cannot be checked; "
+                "fix its randomness (evaluation mode, a seed)")
 
 
 def opinion_rows(section: str, layer: str, tensor: str, found: finite_differences.Opinion,
@@ -257,6 +348,7 @@ def opinion_rows(section: str, layer: str, tensor: str, found: finite_difference
                      np.array(found.directional), tol)]
 
 
+@with_autograd
 def check_layer(scratch_layer: scratch.Module, torch_module: nn.Module, x: np.ndarray,
                 upstream: np.ndarray | None = None, *, seed: int = 0) -> LayerReport:
     """Compare a scratch layer with a torch module on the batch ``x`` (N, ..., float32 or
@@ -267,12 +359,14 @@ def check_layer(scratch_layer: scratch.Module, torch_module: nn.Module, x: np.nd
     the finite differences' entries and directions. The torch module is used as a copy, cast to
     x's dtype, holding the scratch layer's parameters: copied by name, through the layer table's
     transposes where the scratch layer's kind is in the table. A pair of Sequentials is compared
-    layer by layer. LayerCheckError when there is nothing to compare or the parameters do not
-    correspond.
+    layer by layer. The scratch layer runs on x's entries shuffled first, so that one that keeps
+    an earlier batch fails. LayerCheckError when there is nothing to compare, the parameters do
+    not correspond, the twins are in two modes, or the scratch layer gives no array or is random.
     """
+    check_whole_number("seed", seed, 0)
     dtype = check_input(x)
     pairs = layer_pairs(scratch_layer, torch_module, dtype)
-    output = run_scratch(pairs, x)[-1]
+    output = run_scratch(pairs, shuffled(x, seed))[-1]  # a layer keeping this batch then fails
     loss = UpstreamLoss(upstream_for(output, upstream, seed).astype(dtype))
     rows = twin_rows(pairs, x, loss, forward=True)
     finite_difference, floor = finite_difference_rows(pairs, x, loss, seed)
@@ -280,6 +374,11 @@ def check_layer(scratch_layer: scratch.Module, torch_module: nn.Module, x: np.nd
              f"{type(torch_module).__name__}, {dtype.name}, x {x.shape}, seed {seed}")
     return LayerReport(title, dtype.name, rows + finite_difference,
                        {f"finite-diff {loss.section}": floor})
+
+
+def shuffled(x: np.ndarray, seed: int) -> np.ndarray:
+    """Another batch of x's shape, dtype and values: its entries in a random order."""
+    return np.random.default_rng([seed, 2]).permutation(x.ravel()).reshape(x.shape)
 
 
 def check_input(x: object) -> np.dtype:
@@ -301,7 +400,11 @@ def upstream_for(output: np.ndarray, upstream: np.ndarray | None, seed: int) -> 
     if upstream is None:
         upstream = np.random.default_rng([seed, 1]).standard_normal(output.shape)
     upstream = np.asarray(upstream)
-    if upstream.shape != output.shape or not np.all(np.isfinite(upstream)):
-        raise LayerCheckError(f"upstream must be finite and of the output's shape {output.shape},"
-                              f" got {upstream.shape}")
+    if upstream.shape != output.shape:
+        raise LayerCheckError(f"upstream must have the output's shape {output.shape}, got "
+                              f"{upstream.shape}")
+    if not any(np.issubdtype(upstream.dtype, kind) for kind in (np.integer, np.floating)):
+        raise LayerCheckError(f"upstream must hold real numbers, got {upstream.dtype}")
+    if not np.all(np.isfinite(upstream)):
+        raise LayerCheckError("upstream holds NaN or infinity")
     return upstream

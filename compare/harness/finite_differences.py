@@ -78,18 +78,29 @@ def directional(loss: Loss, values: np.ndarray, direction: np.ndarray) -> float:
 
 
 def float64_copy(layers: list[scratch.Module]) -> list[scratch.Module]:
-    """Deep copies of ``layers`` whose parameters and floating-point buffers are float64."""
-    copies = copy.deepcopy(layers)
-    for layer in copies:
-        for module in modules(layer):
-            for value in vars(module).values():
-                if isinstance(value, scratch.Parameter):
-                    value.value = value.value.astype(np.float64)
-                    value.grad = np.zeros_like(value.value)
-            for name in module.buffer_names:
-                buffer = getattr(module, name)
-                if np.issubdtype(buffer.dtype, np.floating):
-                    setattr(module, name, buffer.astype(np.float64))
+    """Deep copies of ``layers`` whose parameters (values and gradients) and floating-point
+    buffers are float64; an attribute that held one of those arrays (a layer's alias of its
+    weight) holds the float64 array too."""
+    copies = copy.deepcopy(layers)  # keeps the aliases among the copies' arrays
+    widened: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(old): (old, float64)
+
+    def widen(array: np.ndarray) -> np.ndarray:
+        if array.dtype != np.float64 and id(array) not in widened:
+            widened[id(array)] = array, array.astype(np.float64)
+        return widened[id(array)][1] if id(array) in widened else array
+
+    every = [module for layer in copies for module in modules(layer)]
+    for module in every:
+        for value in vars(module).values():
+            if isinstance(value, scratch.Parameter):
+                value.value, value.grad = widen(value.value), widen(value.grad)
+        for name in module.buffer_names:
+            if np.issubdtype(getattr(module, name).dtype, np.floating):
+                setattr(module, name, widen(getattr(module, name)))
+    for module in every:
+        for name, value in vars(module).items():
+            if isinstance(value, np.ndarray) and id(value) in widened:
+                setattr(module, name, widened[id(value)][1])
     return copies
 
 

@@ -20,11 +20,13 @@ from compare.harness.check_layer import (
     finite_difference_rows,
     layer_pairs,
     twin_rows,
+    with_autograd,
 )
 from compare.harness.report import LayerReport, Row
 from compare.memory import Footprint
 
 
+@with_autograd
 def network_rows(scratch_model: scratch.Sequential, torch_model: nn.Sequential, x: np.ndarray,
                  upstream: np.ndarray, target: np.ndarray) -> list[Row]:
     """Every layer's output Y for input x (N, in); then dW, db and dX of every layer for the loss
@@ -74,6 +76,7 @@ def parity_footprint(arch: Architecture, dtype: str, batch_size: int) -> Footpri
                      batch_size=batch_size)
 
 
+@with_autograd
 def run_parity(arch: Architecture, *, dtype: str = "float64", batch_size: int = 32, seed: int = 0
                ) -> ParityReport:
     """Build both twins from ``seed`` (scratch draws, torch copies), then compare one batch:

@@ -26,8 +26,9 @@ TRAINING_LOCKSTEP_FLOAT64_MAX_REL = 1e-9  # any number of steps of `train --lock
 @dataclass(frozen=True)
 class Tolerance:
     """Entry i of ``a`` (N-d) passes against ``b`` (same shape) when ``|a_i - b_i| <= max_rel ·
-    max|b| + atol`` (with ``max_rel``: one limit for the whole tensor), else when ``|a_i - b_i|
-    <= atol + rtol·|b_i|`` (elementwise). A NaN never passes."""
+    max|b| + atol`` (with ``max_rel``: one limit for the whole tensor, max|b| over b's finite
+    entries), else when ``|a_i - b_i| <= atol + rtol·|b_i|`` (elementwise). A NaN never passes;
+    an infinity passes against itself only."""
 
     name: str
     max_rel: float | None = None
@@ -38,9 +39,8 @@ class Tolerance:
         """The largest ``|a_i - b_i|`` each entry may have, ``expected``'s shape."""
         magnitude = np.abs(expected.astype(np.float64))
         if self.max_rel is not None:
-            scale = float(np.max(magnitude)) if magnitude.size else 0.0
-            return np.full(magnitude.shape, self.max_rel * scale + self.atol)
-        return self.atol + self.rtol * magnitude
+            return np.full(magnitude.shape, self.max_rel * finite_max(magnitude) + self.atol)
+        return self.atol + self.rtol * np.where(np.isfinite(magnitude), magnitude, 0.0)
 
     def mismatches(self, actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
         """Which entries are out of tolerance: a bool array of ``expected``'s shape."""
@@ -85,20 +85,29 @@ def for_dtype(dtype: np.dtype) -> Tolerance:
     return FLOAT64 if np.dtype(dtype) == np.float64 else FLOAT32
 
 
+def finite_max(magnitude: np.ndarray) -> float:
+    """The largest finite entry of ``magnitude`` (|b|, float64); 0 when it has none."""
+    finite = magnitude[np.isfinite(magnitude)]
+    return float(np.max(finite)) if finite.size else 0.0
+
+
 def difference(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """``|a - b|`` entry by entry, in float64."""
+    """``|a - b|`` entry by entry, in float64: 0 where they are equal (the same infinity too)."""
     if actual.shape != expected.shape:
         raise ValueError(f"shapes differ: {actual.shape} vs {expected.shape}")
-    return np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    a, b = actual.astype(np.float64), expected.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # inf - inf: equal, so 0 below
+        return np.where(a == b, 0.0, np.abs(a - b))
 
 
 def errors(actual: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
-    """(max abs error, relative error max|a-b| / max|b|); 0/0 counts as 0, x/0 as inf."""
+    """(max abs error, relative error max|a-b| / max|b|, over b's finite entries); 0/0 counts
+    as 0, x/0 as inf."""
     gap = difference(actual, expected)
     if gap.size == 0:
         return 0.0, 0.0
     max_abs = float(np.max(gap))
-    scale = float(np.max(np.abs(expected)))
+    scale = finite_max(np.abs(expected.astype(np.float64)))
     if scale == 0:
         return max_abs, 0.0 if max_abs == 0 else float("inf")
     return max_abs, max_abs / scale

@@ -16,7 +16,7 @@ import numpy as np
 
 import scratch
 from compare.harness.arch import Architecture
-from compare.layers import LayerKind, kind_of
+from compare.layers import LayerKind, kind_of, torch_layout
 
 if TYPE_CHECKING:
     from torch import nn
@@ -101,7 +101,8 @@ def check_same_structure(scratch_model: scratch.Sequential, torch_model: nn.Sequ
 
 def check_same_layer(where: str, kind: LayerKind, scratch_layer: scratch.Module,
                      torch_layer: nn.Module) -> None:
-    """Refuse a pair of one kind whose settings, parameter names or shapes differ."""
+    """Refuse a pair of one kind whose settings, parameter names or shapes differ (an array of a
+    module inside the scratch layer laid out as that module's kind says)."""
     try:
         settings = kind.settings_of(scratch_layer), kind.settings_of(torch_layer)
     except ValueError as error:
@@ -115,9 +116,10 @@ def check_same_layer(where: str, kind: LayerKind, scratch_layer: scratch.Module,
         raise WeightMismatchError(f"{where}: scratch holds {sorted(mine) or 'nothing'}, torch "
                                   f"{sorted(theirs) or 'nothing'}")
     for name, array in mine.items():
-        needed = kind.torch_layout(name, array).shape
+        laid_out = torch_layout(scratch_layer, kind, name, array)
+        needed = laid_out.shape
         if needed != theirs[name]:
-            layout = " (its transpose)" if name in kind.transposed else ""
+            layout = " (its transpose)" if laid_out is not array else ""
             raise WeightMismatchError(
                 f"{where}: scratch {kind.symbol(name)} {array.shape} needs torch {name} "
                 f"{needed}{layout}, but torch {name} is {theirs[name]}")

@@ -1,5 +1,12 @@
 """The layer table and what each kind of layer means (see :mod:`compare.layers.table`)."""
 
-from compare.layers.table import ACTIVATIONS, LAYER_KINDS, LayerKind, Setting, kind_of
+from compare.layers.table import (
+    ACTIVATIONS,
+    LAYER_KINDS,
+    LayerKind,
+    Setting,
+    kind_of,
+    torch_layout,
+)
 
-__all__ = ["ACTIVATIONS", "LAYER_KINDS", "LayerKind", "Setting", "kind_of"]
+__all__ = ["ACTIVATIONS", "LAYER_KINDS", "LayerKind", "Setting", "kind_of", "torch_layout"]

@@ -10,6 +10,8 @@ derive from this table; a network holding a layer the table lacks is refused by 
 from __future__ import annotations
 
 import math
+import numbers
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -40,13 +42,26 @@ class Setting:
         return "--" + self.name.replace("_", "-")
 
     def check(self, value: object) -> float:
-        """``value`` as a float in [low, high] (ValueError saying what is wrong)."""
-        if (isinstance(value, bool) or not isinstance(value, int | float)
-                or not math.isfinite(value)):
-            raise ValueError(f"{self.name} must be a finite number, got {value!r}")
-        if not self.low <= value <= self.high:
-            raise ValueError(f"{self.name} must be in [{self.low:g}, {self.high:g}], got {value!r}")
+        """``value`` (any real number but a bool: a NumPy scalar too) as a float in [low, high],
+        -0.0 as 0.0 (ValueError saying what is wrong)."""
+        number = real(value)
+        if not math.isfinite(number):
+            raise ValueError(f"{self.name} must be a finite number, got {reprlib.repr(value)}")
+        if not self.low <= number <= self.high:
+            raise ValueError(f"{self.name} must be in [{self.low:g}, {self.high:g}], got "
+                             f"{reprlib.repr(value)}")
+        return number + 0.0
+
+
+def real(value: object) -> float:
+    """``value`` as a float: NaN for what is no real number (a bool, a string), inf for an
+    integer too large for a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return math.nan
+    try:
         return float(value)
+    except OverflowError:
+        return math.inf
 
 
 @dataclass(frozen=True)
@@ -85,7 +100,7 @@ class LayerKind:
         """Every setting of this kind: ``given`` checked, the defaults for the rest
         (ValueError naming a setting this kind does not have, or a bad value)."""
         known = {setting.name: setting for setting in self.settings}
-        unknown = sorted(set(given) - set(known))
+        unknown = sorted(set(given) - set(known), key=repr)  # keys of any type
         if unknown:
             raise ValueError(f"{self.name} has no setting {unknown[0]!r}"
                              + (f"; its settings: {', '.join(known)}" if known else ""))
@@ -141,6 +156,20 @@ LAYER_KINDS: tuple[LayerKind, ...] = (
 
 ACTIVATIONS: dict[str, LayerKind] = {kind.name: kind for kind in LAYER_KINDS if kind.activation}
 """The kinds ``--activation`` offers, by name."""
+
+
+def torch_layout(layer: scratch.Module, kind: LayerKind | None, name: str, array: np.ndarray
+                 ) -> np.ndarray:
+    """``layer``'s parameter or buffer ``name`` as PyTorch lays it out (a view; also goes back):
+    through the transposes of ``kind``, the layer's kind (None: none), or, for an array of a
+    module inside it (``lin.weight``), of that module's kind in the table."""
+    *path, leaf = name.split(".")
+    for part in path:
+        layer = dict(layer.named_children())[part]
+    if path:
+        kind = kind_of(layer) or next((kind for kind in LAYER_KINDS
+                                       if isinstance(layer, kind.scratch)), None)
+    return kind.torch_layout(leaf, array) if kind else array
 
 
 def kind_of(layer: object) -> LayerKind | None:
