@@ -22,9 +22,9 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from compare.api import ArgumentError, Twins, build_twins, check_parity, load_data
+    from compare.api import Twins, build_twins, check_parity, load_data
     from compare.data import Splits
-    from compare.errors import CheckError, UserError
+    from compare.errors import ArgumentError, CheckError, UserError
     from compare.harness.arch import Architecture
     from compare.harness.check_layer import check_layer
     from compare.harness.parity import ParityReport
@@ -50,7 +50,7 @@ EXPORTS: dict[str, str] = {
     "ParityReport": "compare.harness.parity",
     "LayerReport": "compare.harness.report",
     "UserError": "compare.errors",
-    "ArgumentError": "compare.api",
+    "ArgumentError": "compare.errors",
     "CheckError": "compare.errors",
     "LayerCheckError": "compare.harness.report",
     "SettingsError": "compare.training.config",

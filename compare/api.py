@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from compare.cli.flags import DEFAULT_DATA_DIR, resolve_device
 from compare.data import DATASETS, SAMPLE, Splits, load_splits
 from compare.data.files import SAMPLE_DIR, DataNotFoundError
-from compare.errors import UserError
+from compare.errors import ArgumentError, check_whole_number
 from compare.harness.arch import Architecture, parse_dtype
 from compare.memory import Footprint, check_fits
 
@@ -29,21 +29,11 @@ DEVICES = ("cpu", "cuda", "auto")
 DEFAULT_ARCH = "784-128-64-10"
 
 
-class ArgumentError(UserError, ValueError):
-    """A bad argument to a ``compare.*`` function; the message names the argument."""
-
-
 class Twins(NamedTuple):
     """The two networks of one architecture, holding identical weights (unpacks as a pair)."""
 
     scratch: scratch.Sequential
     torch: nn.Sequential
-
-
-def check_whole_number(name: str, value: object, minimum: int) -> None:
-    """Refuse anything but an int >= ``minimum`` (a bool, a float, a string...)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ArgumentError(f"{name} must be a whole number >= {minimum}, got {value!r}")
 
 
 def data_source(source: str | os.PathLike[str], download: bool) -> tuple[Path, str]:

@@ -15,6 +15,16 @@ class UserError(Exception):
     exit_status = 2
 
 
+class ArgumentError(UserError, ValueError):
+    """A bad argument to a ``compare.*`` function; the message names the argument."""
+
+
+def check_whole_number(name: str, value: object, minimum: int) -> None:
+    """Refuse anything but an int >= ``minimum`` (a bool, a float, a string...)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ArgumentError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+
+
 class CheckError(Exception):
     """A failed check or a divergence; the message says what and where."""
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
 import scratch
-from compare.api import check_whole_number
+from compare.errors import check_whole_number
 from compare.harness import finite_differences, tolerance
 from compare.harness.report import LayerCheckError, LayerReport, Row, make_row
 from compare.harness.twins import (
