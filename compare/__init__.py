@@ -22,7 +22,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from compare.api import Twins, build_twins, check_parity, load_data
+    from compare.api import Twins, build_twins, check_parity, load_data, neuron_picture
     from compare.data import Splits
     from compare.errors import ArgumentError, CheckError, UserError
     from compare.harness.arch import Architecture
@@ -39,6 +39,7 @@ EXPORTS: dict[str, str] = {
     "load_data": "compare.api",
     "build_twins": "compare.api",
     "check_parity": "compare.api",
+    "neuron_picture": "compare.api",
     "check_layer": "compare.harness.check_layer",
     "fit": "compare.training.fit",
     "TrainConfig": "compare.training.config",
@@ -80,6 +81,7 @@ __all__ = [
     "check_parity",
     "fit",
     "load_data",
+    "neuron_picture",
 ]
 
 

@@ -169,3 +169,23 @@ def check_parity(arch: Architecture | str | Sequence[int] = DEFAULT_ARCH,
     check_fits(parity_footprint(network, dtype, batch_size), "comparing both twins")
 
     return run_parity(network, dtype=dtype, batch_size=batch_size, seed=seed)
+
+
+def neuron_picture(weight: object, *, count: int = 16, scale: int = 3) -> bytes:
+    """PNG bytes of the first ``count`` neurons of a first layer, ``weight`` (neurons, pixels) in
+    PyTorch's layout (scratch's ``W.T``): each neuron's weights as a square tile, red positive and
+    blue negative, scaled by its own largest |w|, drawn ``scale`` times larger (what
+    ``Neurons/first_layer`` shows in TensorBoard)."""
+    import numpy as np
+
+    from compare.insight.images import diverging_palette, neuron_tiles, png
+
+    check_whole_number("count", count, 1)
+    check_whole_number("scale", scale, 1)
+    if not isinstance(weight, np.ndarray) or weight.ndim != 2 or weight.size == 0:
+        raise ArgumentError(f"weight must be a 2-D array (neurons, pixels), got "
+                            f"{getattr(weight, 'shape', type(weight).__name__)}")
+    tiles = neuron_tiles(np.asarray(weight, np.float64), count=count)
+    if tiles is None:
+        raise ArgumentError(f"weight: its {weight.shape[1]} inputs are not a square image")
+    return png(tiles.repeat(scale, axis=0).repeat(scale, axis=1), diverging_palette())

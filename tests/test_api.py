@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import io
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 
 import compare
@@ -304,3 +306,15 @@ def test_notebook_runs_from_an_empty_folder(tmp_path: Path,
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # CellExecutionError on the first cell that raises
     assert list(tmp_path.iterdir()) == []
+
+
+def test_neuron_picture_draws_the_first_neurons_and_refuses_what_is_no_image() -> None:
+    weight = np.zeros((20, 784))
+    weight[0, 0] = 1.0
+    picture = PIL.Image.open(io.BytesIO(compare.neuron_picture(weight, count=4, scale=2)))
+    width, height = picture.size
+    assert width >= 4 * 28 * 2 and height >= 28 * 2, "4 tiles of 28x28, drawn twice as large"
+    for bad, named in [(np.zeros((3, 15)), "not a square image"), (np.zeros(784), "2-D"),
+                       ([[0.0] * 784], "2-D")]:
+        with pytest.raises(compare.ArgumentError, match=named):
+            compare.neuron_picture(bad)
