@@ -65,7 +65,7 @@ class Linear(Module):
             raise RuntimeError(f"{self!r}: backward called before forward")
         dW, db = self.weight.grad, self.bias.grad  # noqa: N806 - the math's names
         np.matmul(self.x.T, grad_out, out=dW)  # dW = xᵀ·dy
-        np.sum(grad_out, axis=0, out=db)  # db = Σ_rows dy
+        grad_out.sum(axis=0, out=db)  # db = Σ_rows dy
 
     @property
     def W(self) -> np.ndarray:  # noqa: N802 - the math's name
