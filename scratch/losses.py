@@ -27,7 +27,7 @@ class CrossEntropyLoss:
         log_prob = shifted - log_sum_exp  # log softmax, (N, C)
         rows = np.arange(n)
         self._log_prob, self._rows, self._target = log_prob, rows, target
-        return float(-log_prob[rows, target].mean())
+        return float(-log_prob[rows, target].sum() / n)  # the mean over the batch
 
     def backward(self) -> np.ndarray:
         """dL/dlogits, shape (N, C)."""
