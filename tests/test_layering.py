@@ -34,13 +34,16 @@ def modules() -> dict[str, Path]:
 
 
 def imports(path: Path, known: dict[str, Path]) -> set[str]:
-    """The project's modules ``path`` imports, at its top or inside a function."""
+    """The project's modules ``path`` imports, at its top or inside a function; ``from a.b import
+    c`` imports package ``a.b`` (its ``__init__`` runs) as well as ``a.b.c``."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+            if node.module in known:
+                found.add(node.module)
         else:
             continue
         for name in names:
@@ -48,7 +51,6 @@ def imports(path: Path, known: dict[str, Path]) -> set[str]:
                 name = name.rpartition(".")[0]
             if name:
                 found.add(name)
-                break
     return found
 
 

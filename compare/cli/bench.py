@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compare.cli import flags
+import compare.cli.flags as flags
 from compare.data import DATASETS
 
 

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compare.cli import flags
+import compare.cli.flags as flags
 from compare.cli.flags import DEFAULT_DATA_DIR, UsageError
 from compare.data import DATASETS
 from compare.data.files import SAMPLE

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from compare.cli import flags
+import compare.cli.flags as flags
 from compare.cli.flags import UsageError
 from compare.data import Splits
 from compare.data.splits import ValidationSizeError

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compare.cli import flags, resume
+import compare.cli.flags as flags
+import compare.cli.resume as resume
 from compare.cli.flags import DEFAULT_DATA_DIR, UsageError
 from compare.data import DATASETS, Splits
 from compare.data.files import SAMPLE, SAMPLE_DIR, DataNotFoundError
