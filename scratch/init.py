@@ -19,3 +19,35 @@ def linear_init(
     weight = rng.uniform(-bound, bound, size=(in_features, out_features)).astype(dtype)
     bias = rng.uniform(-bound, bound, size=(out_features,)).astype(dtype)
     return weight, bias
+
+
+def zeros_(weight: np.ndarray, rng: np.random.Generator, gain: float, std: float) -> None:
+    """Every weight 0: every neuron of a layer computes the same thing, and stays the same."""
+    weight[...] = 0
+
+
+def normal_(weight: np.ndarray, rng: np.random.Generator, gain: float, std: float) -> None:
+    """N(0, std²) for every weight, whatever the layer's size."""
+    weight[...] = rng.normal(0.0, std, size=weight.shape)
+
+
+def xavier_uniform_(weight: np.ndarray, rng: np.random.Generator, gain: float, std: float
+                    ) -> None:
+    """Glorot uniform: U(-a, a), a = gain · sqrt(6 / (fan_in + fan_out)), for weight (in, out):
+    the variance of activations and of gradients both kept about level across layers."""
+    fan_in, fan_out = weight.shape
+    bound = gain * np.sqrt(6.0 / (fan_in + fan_out))
+    weight[...] = rng.uniform(-bound, bound, size=weight.shape)
+
+
+def kaiming_normal_(weight: np.ndarray, rng: np.random.Generator, gain: float, std: float
+                    ) -> None:
+    """He normal: N(0, (gain / sqrt(fan_in))²) for weight (in, out): with ReLU's gain sqrt(2),
+    each layer's outputs keep the variance of its inputs although ReLU zeroes half of them."""
+    fan_in = weight.shape[0]
+    weight[...] = rng.normal(0.0, gain / np.sqrt(fan_in), size=weight.shape)
+
+
+SCHEMES = {"zeros": zeros_, "normal": normal_, "xavier": xavier_uniform_,
+           "kaiming": kaiming_normal_}
+"""The initializations a network can be redrawn with, besides ``nn.Linear``'s own (``torch``)."""

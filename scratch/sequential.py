@@ -7,6 +7,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from scratch.dropout import Dropout
 from scratch.layers import Linear, ReLU, Softmax
 from scratch.module import Module
 
@@ -61,19 +62,27 @@ def mlp(
     widths: Sequence[int],
     activation: Callable[[], Module] = ReLU,
     *,
+    norm: Callable[[int], Module] | None = None,
+    dropout: float = 0.0,
     rng: np.random.Generator | None = None,
     dtype: np.dtype = np.float32,
 ) -> Sequential:
     """``Linear, act, Linear, act, ..., Linear, Softmax`` for widths like (784, 128, 64, 10);
-    ``activation()`` makes each hidden activation layer (a class, such as ``Tanh``).
+    ``activation()`` makes each hidden activation layer (a class, such as ``Tanh``). With
+    ``norm`` (a class, such as ``BatchNorm1d``, called with the width) and ``dropout`` > 0, each
+    hidden layer is ``Linear, norm, act, Dropout(dropout)``.
 
-    Layers draw their weights from ``rng`` in order, first layer first, weight before bias.
+    Layers draw their weights from ``rng`` in order, first layer first, weight before bias; each
+    Dropout draws its masks from a generator of its own spawned from ``rng``.
     """
     if len(widths) < 2:
         raise ValueError(f"an MLP needs at least an input and an output width, got {list(widths)}")
     rng = rng or np.random.default_rng()
     layers: list[Module] = []
-    for index, (fan_in, fan_out) in enumerate(pairwise(widths)):
+    for fan_in, fan_out in pairwise(widths[:-1]):
         layers.append(Linear(fan_in, fan_out, rng=rng, dtype=dtype))
-        layers.append(activation() if index < len(widths) - 2 else Softmax(dim=1))
-    return Sequential(*layers)
+        layers += [norm(fan_out)] if norm else []
+        layers.append(activation())
+        layers += [Dropout(dropout, rng=rng.spawn(1)[0])] if dropout else []
+    layers.append(Linear(widths[-2], widths[-1], rng=rng, dtype=dtype))
+    return Sequential(*layers, Softmax(dim=1))

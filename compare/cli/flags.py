@@ -7,12 +7,20 @@ import json
 import math
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from compare.data.files import NUM_CLASSES
 from compare.errors import UserError
-from compare.harness.arch import Architecture, parse_dtype
+from compare.harness.arch import (
+    DEFAULT_INIT_STD,
+    INIT_CHOICES,
+    LAYER_FIELDS,
+    NORM_CHOICES,
+    Architecture,
+    parse_dtype,
+)
 from compare.layers import ACTIVATIONS, Setting
 
 DEFAULT_DATA_DIR = "data"
@@ -173,9 +181,26 @@ def add_network_flags(parser: argparse.ArgumentParser, *, dtype: str) -> None:
         parser.add_argument(setting.flag, type=float, default=None, metavar="X",
                             help=f"{setting.help}, for --activation {' or '.join(kinds)} "
                                  f"(default {setting.default:g})")
+    add_layer_flags(parser)
     parser.add_argument("--dtype", default=dtype, help="float32 or float64 (default %(default)s)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="fixes every random draw (%(default)s)")
+
+
+def add_layer_flags(parser: argparse.ArgumentParser) -> None:
+    """--norm, --dropout, --init and --init-std: what goes between the Linear layers besides the
+    activation, and how the weights are drawn."""
+    parser.add_argument("--norm", default="none",
+                        help=f"a normalization after every hidden Linear: "
+                             f"{', '.join(NORM_CHOICES)} (default %(default)s)")
+    parser.add_argument("--dropout", type=float, default=0.0, metavar="P",
+                        help="Dropout(P) after every hidden activation, P in [0, 1] (default 0: "
+                             "none)")
+    parser.add_argument("--init", default="torch",
+                        help=f"how the weights are drawn: {', '.join(INIT_CHOICES)} (default "
+                             "%(default)s: as nn.Linear draws them)")
+    parser.add_argument("--init-std", type=float, default=None, metavar="STD",
+                        help=f"the std of --init normal (default {DEFAULT_INIT_STD:g})")
 
 
 def activation_settings() -> dict[Setting, list[str]]:
@@ -189,7 +214,7 @@ def activation_settings() -> dict[Setting, list[str]]:
 
 def architecture(args: argparse.Namespace) -> Architecture:
     """The network the flags describe (``--arch``, ``--activation`` and its settings'
-    flags, ``--dtype`` checked)."""
+    flags, ``--norm``, ``--dropout``, ``--init``, ``--init-std``; ``--dtype`` checked)."""
     parse_dtype(args.dtype)
     given = {}
     for setting, kinds in activation_settings().items():
@@ -203,7 +228,8 @@ def architecture(args: argparse.Namespace) -> Architecture:
             given[setting.name] = setting.check(value)
         except ValueError as error:
             raise UsageError(f"{setting.flag} {value!r}: {error}") from None
-    return Architecture.parse(args.arch, args.activation, given)
+    return replace(Architecture.parse(args.arch, args.activation, given),
+                   **{name: getattr(args, name) for name in LAYER_FIELDS})
 
 
 def strict_json(value: object) -> str:

@@ -2,11 +2,14 @@
 
 from compare.layers.table import (
     ACTIVATIONS,
+    DROPOUT,
     LAYER_KINDS,
+    NORMS,
     LayerKind,
     Setting,
     kind_of,
     torch_layout,
 )
 
-__all__ = ["ACTIVATIONS", "LAYER_KINDS", "LayerKind", "Setting", "kind_of", "torch_layout"]
+__all__ = ["ACTIVATIONS", "DROPOUT", "LAYER_KINDS", "NORMS", "LayerKind", "Setting", "kind_of",
+           "torch_layout"]

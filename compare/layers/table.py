@@ -86,6 +86,11 @@ class LayerKind:
     """Offered by ``--activation`` between the Linear layers."""
     inactive: Inactive | None = None
     """Which hidden units are dead or saturated (None: this kind's units never are)."""
+    gain: Callable[..., float] = lambda **settings: 1.0
+    """An activation's gain, ``torch.nn.init.calculate_gain``'s, from its settings: the factor
+    Xavier and Kaiming initialization scale the weights feeding it by."""
+    norm: str = ""
+    """The name ``--norm`` offers it by (empty: not a normalization)."""
 
     def torch_class(self) -> type[nn.Module]:
         from torch import nn
@@ -136,26 +141,44 @@ class LayerKind:
         return self.symbols.get(name, name)
 
 
+EPS = Setting("eps", 1e-5, 1e-12, 1.0, "added to the variance before its square root")
+NORM_SYMBOLS = {"weight": "gamma", "bias": "beta"}
+
 LAYER_KINDS: tuple[LayerKind, ...] = (
     LayerKind("linear", scratch.Linear, "Linear", arguments=("in_features", "out_features"),
               takes_dtype=True,
               transposed=("weight",),
               symbols={"weight": "W", "bias": "b"}),
-    LayerKind("relu", scratch.ReLU, "ReLU", activation=True, inactive=never_positive),
+    LayerKind("relu", scratch.ReLU, "ReLU", activation=True, inactive=never_positive,
+              gain=lambda: math.sqrt(2.0)),
     LayerKind("sigmoid", scratch.Sigmoid, "Sigmoid", activation=True,
               inactive=saturated_between(0.0, 1.0)),
     LayerKind("tanh", scratch.Tanh, "Tanh", activation=True,
-              inactive=saturated_between(-1.0, 1.0)),
+              inactive=saturated_between(-1.0, 1.0), gain=lambda: 5.0 / 3),
     LayerKind("leaky_relu", scratch.LeakyReLU, "LeakyReLU", activation=True,
               inactive=never_positive,
               settings=(Setting("negative_slope", 0.01, 0.0, 1.0,
-                                "the slope of a leaky ReLU for inputs below 0"),)),
+                                "the slope of a leaky ReLU for inputs below 0"),),
+              gain=lambda negative_slope: math.sqrt(2.0 / (1 + negative_slope ** 2))),
     LayerKind("none", scratch.Identity, "Identity", activation=True),
+    LayerKind("batch_norm", scratch.BatchNorm1d, "BatchNorm1d", arguments=("num_features",),
+              settings=(EPS, Setting("momentum", 0.1, 0.0, 1.0,
+                                     "how far one batch moves the running estimates")),
+              takes_dtype=True, symbols=NORM_SYMBOLS, norm="batch"),
+    LayerKind("layer_norm", scratch.LayerNorm, "LayerNorm", arguments=("normalized_shape",),
+              settings=(EPS,), takes_dtype=True, symbols=NORM_SYMBOLS, norm="layer"),
+    LayerKind("dropout", scratch.Dropout, "Dropout",
+              settings=(Setting("p", 0.5, 0.0, 1.0, "the probability of zeroing an input"),)),
     LayerKind("softmax", scratch.Softmax, "Softmax", arguments=("dim",)),
 )
 
 ACTIVATIONS: dict[str, LayerKind] = {kind.name: kind for kind in LAYER_KINDS if kind.activation}
 """The kinds ``--activation`` offers, by name."""
+
+NORMS: dict[str, LayerKind] = {kind.norm: kind for kind in LAYER_KINDS if kind.norm}
+"""The kinds ``--norm`` offers, by its name for them: ``batch``, ``layer``."""
+
+DROPOUT: LayerKind = next(kind for kind in LAYER_KINDS if kind.scratch is scratch.Dropout)
 
 
 def torch_layout(layer: scratch.Module, kind: LayerKind | None, name: str, array: np.ndarray

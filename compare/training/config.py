@@ -57,6 +57,9 @@ class TrainConfig:
         if not isinstance(self.arch, Architecture):
             raise SettingsError(f"arch {self.arch!r}: must be an Architecture, such as "
                                 "Architecture.parse('784-128-64-10', 'relu')")
+        if self.arch.norm == "batch" and self.batch_size < 2:
+            raise SettingsError("batch_size 1: batch norm normalizes each feature over the "
+                                "batch, which needs at least 2 examples")
         check_optimizer(self.optimizer, self.dtype)
 
     def to_json(self) -> dict:
@@ -115,13 +118,19 @@ def check_optimizer(optimizer: OptimizerSpec, dtype: str) -> None:
 
 
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """(start, stop) of each batch of an epoch over ``n`` samples; the last may be smaller."""
-    return [(start, min(n, start + batch_size)) for start in range(0, n, batch_size)]
+    """(start, stop) of each batch of an epoch over ``n`` samples; the last may be smaller, but
+    holds one sample only when the epoch does: one left over joins the batch before it (batch
+    norm cannot normalize a batch of one, and PyTorch's refuses it in training)."""
+    bounds = [(start, min(n, start + batch_size)) for start in range(0, n, batch_size)]
+    if batch_size > 1 and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """How many batches, so optimizer steps, an epoch over ``n`` samples takes."""
-    return -(-n // batch_size)
+    steps = -(-n // batch_size)
+    return steps - 1 if steps > 1 and n % batch_size == 1 else steps
 
 
 class EpochOrders:
