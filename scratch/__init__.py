@@ -4,12 +4,13 @@ from scratch.layers import Identity, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, 
 from scratch.losses import CrossEntropyLoss, MSELoss
 from scratch.module import Module, Parameter
 from scratch.neuron import Neuron, NeuronLayer
-from scratch.optim import SGD, Adam, Optimizer
+from scratch.optim import SGD, Adam, AdamW, Optimizer
 from scratch.sequential import Sequential, mlp
 
 __all__ = [
     "SGD",
     "Adam",
+    "AdamW",
     "CrossEntropyLoss",
     "Identity",
     "LeakyReLU",
