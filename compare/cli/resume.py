@@ -16,7 +16,7 @@ from compare.cli.flags import UsageError
 from compare.data import Splits
 from compare.data.splits import ValidationSizeError
 from compare.harness.arch import ArchError, Architecture, parse_dtype
-from compare.training import checkpoint
+from compare.training import checkpoint, early_stopping
 from compare.training.backend import BACKEND_NAMES
 from compare.training.checkpoint import Checkpoint, CheckpointError
 from compare.training.config import (
@@ -181,6 +181,8 @@ def check_run_state(found: Checkpoint) -> None:
             "the position": not records_are_valid(found, position,
                                                   len(config.arch.widths) - 1) or
                             position["epoch"] > config.epochs,
+            "the early-stopping counts": not early_stopping.meta_is_valid(
+                meta.get(early_stopping.META_KEY), config.patience, position["epoch"]),
         }
     except (KeyError, TypeError, ValueError, AttributeError, ArchError) as error:
         raise CheckpointError(f"{found.path}: meta 'config' or 'position' is not what this "
@@ -255,12 +257,19 @@ def restart(args: argparse.Namespace, given: list[str], run_dir: Path) -> tuple[
 
 def check_epochs(run_dir: Path, config: TrainConfig, saved: dict[str, Checkpoint],
                  backends: list[str]) -> None:
-    """The run must have epochs left to train, or an end to finish (a twin's summary missing)."""
+    """The run must have epochs left to train and patience left (``--patience``), or an end to
+    finish (a twin's summary missing)."""
     from compare.training.summary import has_summary
 
     done = max(at(found)[0] for found in saved.values())
     if done > config.epochs:
         raise UsageError(f"--epochs {config.epochs}: the run has already trained {done} epochs")
+    if all(name in saved and has_summary(saved[name].path.parent) and
+           early_stopping.out_of_patience(early_stopping.best_of(saved[name].meta)["best_epoch"],
+                                          done, config.patience) for name in backends):
+        raise UsageError(f"--resume {run_dir}: the run ran out of patience after epoch {done} "
+                         f"(no better validation loss for {config.patience} epochs): nothing "
+                         "left to train; its best epoch is in each twin's checkpoint-best")
     if all(name in saved and done == config.epochs and has_summary(saved[name].path.parent)
            for name in backends):
         raise UsageError(f"--resume {run_dir}: the run has already trained its {config.epochs} "

@@ -18,7 +18,7 @@ from compare.insight.log import InsightLog, recorded_steps
 from compare.insight.tensorboard_writer import SummaryWriter, written_points
 from compare.training.backend import Backend, Evaluation
 from compare.training.config import Position, TrainConfig
-from compare.training.history import EpochRecord
+from compare.training.history import EpochRecord, History
 from compare.training.summary import hparams_markdown, remove_unfinished, write_summary
 
 
@@ -68,9 +68,9 @@ class TwinEvents:
                                record.step_losses[recorded], record.grad_norms)
             self.insight.epoch(backend, epoch, validation)
 
-    def finish(self, train_loss: float, test: Evaluation) -> None:
+    def finish(self, history: History, test: Evaluation) -> None:
         """The summary of the run's end."""
-        write_summary(self.folder, self.config, self.meta, train_loss, test, self.insight)
+        write_summary(self.folder, self.config, self.meta, history, test, self.insight)
 
     def __enter__(self) -> Self:
         return self

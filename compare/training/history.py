@@ -50,6 +50,11 @@ class History:
 
     A resumed run also has what its checkpoint kept of the epochs before: their seconds
     (``earlier_seconds``) and the last one's training loss (``earlier_train_loss``).
+
+    With early stopping (``patience``), ``best_epoch`` (1-based) is the epoch of the lowest
+    validation loss so far, ``best_val_loss``, over the whole run (None before its first epoch,
+    and without early stopping); ``stopped_early`` says the run ended before its last epoch
+    because its validation loss stopped improving.
     """
 
     backend: str
@@ -59,6 +64,9 @@ class History:
     run_dir: str | None = None  # the twin's folder; None when nothing was written
     earlier_seconds: list[float] = field(default_factory=list)
     earlier_train_loss: float = math.nan
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    stopped_early: bool = False
 
     @property
     def epoch_seconds(self) -> list[float]:
@@ -75,5 +83,7 @@ class History:
         return json.dumps({"backend": self.backend, "device": self.device,
                            "test_accuracy": self.test.accuracy if self.test else None,
                            "final_train_loss": self.train_loss,
-                           "epoch_seconds": self.epoch_seconds, "run_dir": self.run_dir},
+                           "epoch_seconds": self.epoch_seconds, "run_dir": self.run_dir,
+                           "best_epoch": self.best_epoch, "best_val_loss": self.best_val_loss,
+                           "stopped_early": self.stopped_early},
                           allow_nan=False)

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 from compare.data import Splits
+from compare.training import early_stopping
 from compare.training.backend import Backend, Evaluation, Loader
 from compare.training.build import build_backend, restore_backend
 from compare.training.checkpoint import Checkpoint
@@ -48,7 +49,8 @@ class Twin:
         backend = restore_backend(name, config, saved, steps_taken)
         loss = saved.meta.get("train_loss")
         history = History(name, str(backend.device), earlier_seconds=saved.meta["epoch_seconds"],
-                          earlier_train_loss=math.nan if loss is None else float(loss))
+                          earlier_train_loss=math.nan if loss is None else float(loss),
+                          **early_stopping.best_of(saved.meta))
         records = StepRecords(saved.progress["losses"], saved.progress["grad_norms"],
                               saved.meta["position"]["seconds"])
         return cls(backend, backend.loader(splits.train_x, splits.train_y), history, records,
@@ -83,6 +85,12 @@ class Twin:
         if self.checkpoints is not None:
             self.checkpoints.save(self.backend, position, self.records, self.history)
             self.saved = position
+
+    def save_best(self, position: Position) -> None:
+        """The checkpoint of the epoch that ends at ``position``, the best so far, when the run
+        has a folder (before :meth:`save` of that position)."""
+        if self.checkpoints is not None:
+            self.checkpoints.save_best(self.backend, position, self.records, self.history)
 
 
 def position_of(saved: Checkpoint) -> Position:
