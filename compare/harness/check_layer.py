@@ -25,6 +25,7 @@ from torch import nn
 import scratch
 from compare.errors import check_whole_number
 from compare.harness import finite_differences, tolerance
+from compare.harness.masks import hold_mask
 from compare.harness.report import LayerCheckError, LayerReport, Row, make_row
 from compare.harness.twins import (
     WeightMismatchError,
@@ -135,7 +136,8 @@ def layer_pairs(scratch_layer: scratch.Module, torch_module: nn.Module, dtype: n
 
 def pair_of(label: str, mine: scratch.Module, theirs: nn.Module, dtype: np.dtype) -> Pair:
     """The pair, ``theirs`` now holding ``mine``'s parameters and buffers (by name, in
-    PyTorch's layout)."""
+    PyTorch's layout); a random Dropout holds one mask, which ``theirs`` applies too
+    (:mod:`compare.harness.masks`)."""
     kind = pair_kind(label, mine, theirs)
     if bool(mine.training) != theirs.training:
         raise LayerCheckError(f"{label}: scratch is in {mode(mine.training)} mode, torch in "
@@ -149,7 +151,7 @@ def pair_of(label: str, mine: scratch.Module, theirs: nn.Module, dtype: np.dtype
     pair = Pair(label, kind, mine, theirs)
     load_torch_state_dict(theirs, {name: pair.torch_layout(name, array)
                                    for name, array in arrays(mine)})
-    return pair
+    return replace(pair, scratch=hold_mask(kind, mine, theirs, label))
 
 
 def pair_kind(label: str, mine: scratch.Module, theirs: nn.Module) -> LayerKind:

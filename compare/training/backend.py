@@ -92,6 +92,11 @@ class Backend(Protocol):
         ``steps_taken`` steps, checked first (ValueError naming the entry)."""
         ...
 
+    def load_random_state(self, saved: dict) -> None:
+        """Continue the Dropout layers' draws from the random state a checkpoint of this twin
+        holds, checked first (ValueError; one missing for a network with Dropout too)."""
+        ...
+
 
 @contextmanager
 def evaluation_mode(model: Any) -> Iterator[None]:

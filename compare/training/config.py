@@ -164,9 +164,9 @@ class EpochOrders:
         return self.order
 
 
-def check_shuffle_state(state: object) -> None:
-    """ValueError unless ``state`` is a state :meth:`EpochOrders.state` returns (NumPy's PCG64
-    state, as JSON keeps it)."""
+def check_shuffle_state(state: object, what: str = "the shuffle state") -> None:
+    """ValueError unless ``state`` (``what`` the message calls it) is a state
+    :meth:`EpochOrders.state` returns (NumPy's PCG64 state, as JSON keeps it)."""
     inner = state.get("state") if isinstance(state, dict) else None
     fields = {"state": 2**128, "inc": 2**128}
     if not (isinstance(state, dict) and set(state) == {"bit_generator", "state", "has_uint32",
@@ -176,7 +176,7 @@ def check_shuffle_state(state: object) -> None:
             all(is_count(inner[name]) and inner[name] < limit for name, limit in fields.items())
             and state["has_uint32"] in (0, 1) and is_count(state["has_uint32"]) and
             is_count(state["uinteger"]) and state["uinteger"] < 2**32):
-        raise ValueError(f"the shuffle state {state!r:.80} is not a PCG64 state")
+        raise ValueError(f"{what} {state!r:.80} is not a PCG64 state")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numpy as np
 
 from compare.data import Splits
 from compare.errors import InterruptionError
+from compare.harness.masks import shared_masks
 from compare.insight.log import log_every, recorded_steps
 from compare.training import early_stopping
 from compare.training.backend import Backend, Evaluation
@@ -257,11 +258,15 @@ def train(run: Run, start: Position = BEGINNING, stop: StopRequest | None = None
     """Train the run's twins together from ``start`` (where their checkpoints stand, or the
     beginning) to its last epoch, then test them; each twin's history. Runs under the BLAS
     thread policy of its batch size; Ctrl-C stops it at the end of a step (InterruptionError),
-    watched by ``stop`` (by default, a request of its own while it trains)."""
+    watched by ``stop`` (by default, a request of its own while it trains). Twins trained
+    together apply the same dropout masks, the scratch twin's (:mod:`compare.harness.masks`)."""
     with ExitStack() as stack:
         stack.enter_context(blas_thread_policy(run.config.batch_size))
         stop = stop or stack.enter_context(StopRequest())
         open_folders(run, start, stack)
+        models = {twin.name: twin.backend.model for twin in run.twins}
+        if models.keys() == {"scratch", "torch"}:  # scratch steps first, torch applies its masks
+            stack.enter_context(shared_masks(models["scratch"], models["torch"]))
         compare = None
         if run.lockstep:
             compare = stack.enter_context(Lockstep(

@@ -11,7 +11,7 @@ import scratch
 from compare.harness.twins import StateDict, scratch_state_dict
 from compare.training import checkpoint
 from compare.training.backend import EVALUATION_ROWS, Evaluation, evaluation_mode
-from compare.training.config import batch_bounds
+from compare.training.config import batch_bounds, check_shuffle_state
 from compare.training.optimizer_state import check_optimizer_state
 from compare.training.optimizers import OptimizerSpec
 
@@ -57,6 +57,8 @@ class ScratchBackend:
         self.weights = [(name, p) for name, p in model.named_parameters()
                         if name.endswith(".weight")]
         self.start_epoch(0)
+        self.dropouts = {str(index): layer for index, layer in enumerate(model)
+                         if isinstance(layer, scratch.Dropout)}
 
     @property
     def lr(self) -> float:
@@ -123,7 +125,31 @@ class ScratchBackend:
 
     def save_checkpoint(self, path: Path, meta: dict, progress: dict[str, np.ndarray]) -> None:
         optimizer = self.optimizer.state_dict() if self.optimizer else None
-        checkpoint.save_npz(path, self.state_dict(), meta, optimizer, progress)
+        random = {"random_state": self.random_state()} if self.dropouts else {}
+        checkpoint.save_npz(path, self.state_dict(), meta | random, optimizer, progress)
+
+    def random_state(self) -> dict[str, dict]:
+        """Each Dropout's generator state (NumPy's PCG64 dict, as JSON keeps it), by the
+        layer's index in the network."""
+        return {index: layer.rng.bit_generator.state for index, layer in self.dropouts.items()}
+
+    def load_random_state(self, saved: object) -> None:
+        """Continue each Dropout's draws from ``saved`` (a :meth:`random_state`), checked first
+        (ValueError naming the layer)."""
+        if not self.dropouts:
+            return
+        if not saved:
+            raise ValueError("it holds no state of its Dropout layers' generators (written "
+                             "before they were saved): the run cannot continue exactly; start "
+                             "it again")
+        if not (isinstance(saved, dict) and saved.keys() == self.dropouts.keys()):
+            found = sorted(saved) if isinstance(saved, dict) else type(saved).__name__
+            raise ValueError(f"it holds the generator states of layers {found}, not of the "
+                             f"Dropout layers {sorted(self.dropouts)}")
+        for index, state in saved.items():
+            check_shuffle_state(state, f"layer {index} (Dropout)'s generator state")
+        for index, layer in self.dropouts.items():
+            layer.rng.bit_generator.state = saved[index]
 
     def load_optimizer_state(self, state: dict, steps_taken: int) -> None:
         """A ``scratch.optim`` state_dict after ``steps_taken`` steps, checked array by array

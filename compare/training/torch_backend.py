@@ -21,6 +21,7 @@ from compare.training.backend import EVALUATION_ROWS, Evaluation, evaluation_mod
 from compare.training.config import batch_bounds
 from compare.training.optimizer_state import check_optimizer_state
 from compare.training.optimizers import OptimizerSpec
+from compare.training.torch_random import TorchGenerators
 from torch_ref import logits_of
 
 
@@ -51,12 +52,14 @@ class TorchLoader:
 
 class TorchBackend:
     """Trains ``model`` (ending in Softmax) with ``F.cross_entropy`` on its logits; without an
-    ``optimizer`` it only evaluates."""
+    ``optimizer`` it only evaluates. Its Dropout layers draw from generators of its own, seeded
+    with ``seed`` (:mod:`compare.training.torch_random`)."""
 
     name = "torch"
     checkpoint_suffix = ".pt"
 
-    def __init__(self, model: nn.Sequential, optimizer: OptimizerSpec | None = None) -> None:
+    def __init__(self, model: nn.Sequential, optimizer: OptimizerSpec | None = None,
+                 seed: int = 0) -> None:
         self.model = model
         self.logits_model = logits_of(model)
         self.spec = optimizer
@@ -65,6 +68,8 @@ class TorchBackend:
         self.weights = [(name, p) for name, p in model.named_parameters()
                         if name.endswith(".weight")]
         self.start_epoch(0)
+        self.generators = TorchGenerators(self.device, seed, used=any(
+            isinstance(layer, nn.Dropout) for layer in model.modules()))
 
     @property
     def lr(self) -> float:
@@ -87,7 +92,8 @@ class TorchBackend:
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """One optimizer step on the batch x (B, features), y (B,)."""
-        loss = F.cross_entropy(self.logits_model(x), y)
+        with self.generators:
+            loss = F.cross_entropy(self.logits_model(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self._step in self._norm_rows:  # kept on the device: no synchronisation
@@ -137,7 +143,13 @@ class TorchBackend:
 
     def save_checkpoint(self, path: Path, meta: dict, progress: dict[str, np.ndarray]) -> None:
         optimizer = self.optimizer.state_dict() if self.optimizer else None
-        checkpoint.save_pt(path, self.model.state_dict(), meta, optimizer, progress)
+        checkpoint.save_pt(path, self.model.state_dict(), meta, optimizer, progress,
+                           self.generators.state_dict())
+
+    def load_random_state(self, saved: dict[str, np.ndarray]) -> None:
+        """Continue the Dropout layers' draws from torch's generator states ``saved``, checked
+        first (ValueError)."""
+        self.generators.load_state_dict(saved)
 
     def load_optimizer_state(self, state: dict, steps_taken: int) -> None:
         """``torch.optim``'s state_dict after ``steps_taken`` steps, checked tensor by tensor
