@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 import numbers
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -179,6 +179,14 @@ NORMS: dict[str, LayerKind] = {kind.norm: kind for kind in LAYER_KINDS if kind.n
 """The kinds ``--norm`` offers, by its name for them: ``batch``, ``layer``."""
 
 DROPOUT: LayerKind = next(kind for kind in LAYER_KINDS if kind.scratch is scratch.Dropout)
+LINEAR: LayerKind = next(kind for kind in LAYER_KINDS if kind.scratch is scratch.Linear)
+
+
+def linear_weights(model: Iterable[object]) -> list[tuple[str, Any]]:
+    """(state dict name, weight parameter) of every Linear layer of a network of either twin, the
+    first first: ``("0.weight", ...)``; a normalization's weight (gamma) is not one of them."""
+    return [(f"{index}.weight", layer.weight) for index, layer in enumerate(model)
+            if kind_of(layer) is LINEAR]
 
 
 def torch_layout(layer: scratch.Module, kind: LayerKind | None, name: str, array: np.ndarray
