@@ -67,9 +67,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def check_flags(args: argparse.Namespace) -> Architecture:
     """Every flag and combination, before any work starts; the network the flags describe."""
     arch = flags.classifier(args)
-    if arch.norm == "batch" and args.batch_size < 2:
-        raise UsageError("--norm batch with --batch-size 1: batch norm normalizes each feature "
-                         "over the batch, which needs at least 2 examples")
+    arch.check_batch_size(args.batch_size)
     if args.lockstep and args.backend != "both":
         raise UsageError("--lockstep compares the twins step by step: it needs --backend both")
     if args.optimizer != "momentum":

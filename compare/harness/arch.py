@@ -100,6 +100,13 @@ class Architecture:
             raise ArchError(f"--init-std {reprlib.repr(std)}: must be a positive number")
         object.__setattr__(self, "init_std", float(std))
 
+    def check_batch_size(self, batch_size: int) -> None:
+        """ArchError when this network cannot train on batches of ``batch_size``: batch norm
+        needs 2 examples or more."""
+        if self.norm == "batch" and batch_size < 2:
+            raise ArchError(f"--norm batch with --batch-size {batch_size}: batch norm normalizes "
+                            "each feature over the batch, which needs at least 2 examples")
+
     @classmethod
     def parse(cls, arch: str, activation: str = "relu",
               settings: Mapping[str, object] | None = None) -> Architecture:
