@@ -125,13 +125,15 @@ class LayerKind:
         extra = dtype_and_device if self.takes_dtype else {}
         return self.torch_class()(**arguments, **self.settings_of(layer), **extra)
 
-    def settings_of(self, layer: object) -> dict[str, float]:
-        """The settings a built layer of this kind holds (attributes named as the settings)."""
+    def settings_of(self, layer: object) -> dict[str, float | None]:
+        """The settings a built layer of this kind holds (attributes named as the settings; None
+        as it is: batch norm's ``momentum=None``)."""
         missing = [s.name for s in self.settings if not hasattr(layer, s.name)]
         if missing:
             raise ValueError(f"{type(layer).__name__} keeps no attribute {missing[0]!r}, a "
                              f"setting the layer table declares for {self.name}")
-        return {setting.name: float(getattr(layer, setting.name)) for setting in self.settings}
+        values = {setting.name: getattr(layer, setting.name) for setting in self.settings}
+        return {name: None if value is None else float(value) for name, value in values.items()}
 
     def torch_layout(self, name: str, array: np.ndarray) -> np.ndarray:
         """Scratch parameter ``name`` as PyTorch lays it out (a view); also goes back."""
