@@ -156,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     splits, dataset = load_data(args, lambda line: print(line, file=out))
     check_memory(config, backends, len(splits.train_y))
     flags.check_input_width(arch, splits.train_x.shape[1], dataset)
+    arch.check_batch_size(args.batch_size, len(splits.train_y))
     meta = run_meta(args, config, splits, dataset, backends)
     made = missing_folders(Path(args.logdir))
     run_dir = reserve_run_dir(Path(args.logdir), args.run_name or (
