@@ -73,9 +73,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def check_flags(args: argparse.Namespace) -> Architecture:
     """Every flag and combination, before any work starts; the network the flags describe."""
     arch = flags.classifier(args)
-    if arch.norm == "batch" and args.batch_size < 2:
-        raise UsageError("--norm batch with --batch-size 1: batch norm normalizes each feature "
-                         "over the batch, which needs at least 2 examples")
+    arch.check_batch_size(args.batch_size)
     if args.lockstep and args.backend != "both":
         raise UsageError("--lockstep compares the twins step by step: it needs --backend both")
     if args.optimizer != "momentum":
@@ -176,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     check_memory(config, backends, len(splits.train_y))
     flags.check_input_width(arch, splits.train_x.shape[1], dataset)
     check_patience(args.patience, len(splits.val_y))
+    arch.check_batch_size(args.batch_size, len(splits.train_y))
     meta = run_meta(args, config, splits, dataset, backends)
     made = missing_folders(Path(args.logdir))
     run_dir = reserve_run_dir(Path(args.logdir), args.run_name or (

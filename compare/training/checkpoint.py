@@ -1,12 +1,13 @@
 """Checkpoints in safe formats, written atomically, loadable into either twin.
 
 Both twins save the same state dict: PyTorch's parameter names (``0.weight``, ``0.bias``...) and
-PyTorch's layout (weights (out, in)), plus a JSON ``meta`` that rebuilds the network, its input
-normalization and the run, the optimizer's state, and what the interrupted epoch recorded so far
-(``progress``), so that a run continues exactly.
+PyTorch's layout (weights (out, in)), batch norm's buffers by PyTorch's names too
+(``1.running_mean``, ``1.running_var``, ``1.num_batches_tracked``: an int64 count), plus a JSON
+``meta`` that rebuilds the network, its input normalization and the run, the optimizer's state,
+and what the interrupted epoch recorded so far (``progress``), so that a run continues exactly.
 
-- scratch: ``checkpoint.npz``, read with ``allow_pickle=False``: one array per parameter,
-  ``optimizer/<index>/<name>`` and ``progress/<name>`` arrays, and ``meta``;
+- scratch: ``checkpoint.npz``, read with ``allow_pickle=False``: one array per parameter and
+  buffer, ``optimizer/<index>/<name>`` and ``progress/<name>`` arrays, and ``meta``;
 - torch: ``checkpoint.pt``, read with ``weights_only=True``: ``{"state_dict", "optimizer"
   (torch.optim's state_dict), "progress", "meta" (a JSON string)}``.
 
@@ -185,12 +186,19 @@ def check_meta(path: Path, meta: object, keys: Mapping[str, type]) -> None:
                                   f"{', '.join(choices[key])}")
 
 
+COUNT_DTYPE = np.dtype(np.int64)
+"""The dtype of a count a network keeps (batch norm's ``num_batches_tracked``), as PyTorch's."""
+
+
 def _check_arrays(path: Path, state: StateDict, dtype: str) -> None:
-    """Weights of the run's dtype (native byte order), dense, every one finite."""
+    """Weights of the run's dtype (native byte order) or counts (int64, never negative), dense,
+    every one finite. Which array is which, :func:`_check_state` checks against the network."""
     for name, array in state.items():
-        if array.dtype != np.dtype(dtype):
+        if array.dtype not in (np.dtype(dtype), COUNT_DTYPE):
             raise CheckpointError(f"{path}: {name} holds {array.dtype} values, not the "
                                   f"{dtype} weights its meta says")
+        if array.dtype == COUNT_DTYPE and np.any(array < 0):
+            raise CheckpointError(f"{path}: {name} holds a negative count")
         if not (array.flags.c_contiguous or array.flags.f_contiguous):
             raise CheckpointError(f"{path}: {name} is not a dense array (strides "
                                   f"{array.strides})")
@@ -237,13 +245,17 @@ def read(path: Path) -> Checkpoint:
 
 
 def _check_state(path: Path, arch: Architecture, expected: StateDict, state: StateDict) -> None:
-    """Every parameter of ``arch`` present with its shape, and nothing else."""
+    """Every parameter and buffer of ``arch`` present with its shape and dtype, and nothing
+    else."""
     for name, array in expected.items():
         stored = state.get(name)
         if stored is None or stored.shape != array.shape:
             found = "missing" if stored is None else f"shape {stored.shape}"
             raise CheckpointError(f"{path}: {name} should have shape {array.shape} for "
                                   f"{arch.spec}, found {found}")
+        if stored.dtype != array.dtype:
+            raise CheckpointError(f"{path}: {name} should hold {array.dtype} values for "
+                                  f"{arch.activation_label}, found {stored.dtype}")
     unexpected = sorted(set(state) - set(expected))
     if unexpected:
         raise CheckpointError(f"{path}: parameters {unexpected} do not belong to {arch.spec}")

@@ -1,7 +1,8 @@
 """A twin's TensorBoard events in ``<run>/<twin>/``: the settings, the epoch curves (``Loss/train``,
-``Loss/val``, ``Accuracy/val``, ``Time/epoch_seconds``, ``GradNorm/<layer>``, ``Weights/<layer>``),
-the insight tags of :mod:`compare.insight.log`, and at the end the summary of
-:mod:`compare.training.summary`. Both twins write the same tags, so TensorBoard overlays them.
+``Loss/val``, ``Accuracy/val``, ``Time/epoch_seconds``, ``GradNorm/<layer>``), the histograms
+``Weights/<name>`` of the parameters and of batch norm's running estimates, the insight tags of
+:mod:`compare.insight.log`, and at the end the summary of :mod:`compare.training.summary`. Both
+twins write the same tags, so TensorBoard overlays them.
 
 A resumed run writes no point that its folder already holds, so a run killed after an epoch's
 events and before its checkpoint logs that epoch once.
@@ -12,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+import numpy as np
 
 from compare.data import Splits
 from compare.insight.log import InsightLog, recorded_steps
@@ -58,7 +61,8 @@ class TwinEvents:
         for name, norm in norms.items():
             self.writer.add_scalar(f"GradNorm/{name}", norm, epoch)
         for name, weight in backend.state_dict().items():
-            self.writer.add_histogram(f"Weights/{name}", weight, epoch)
+            if np.issubdtype(weight.dtype, np.floating):  # a count (num_batches_tracked) is none
+                self.writer.add_histogram(f"Weights/{name}", weight, epoch)
         self.writer.flush()
         if self.insight:
             steps = len(record.step_losses)

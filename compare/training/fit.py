@@ -92,6 +92,9 @@ def check_arguments(splits: Splits, config: TrainConfig, backend: str, lockstep:
         raise SettingsError(f"patience {config.patience}: early stopping watches the validation "
                             "loss, and splits hold no validation images (load_splits(..., "
                             "val_size=0)); keep some, or leave patience None")
+    if config.arch.norm == "batch" and len(splits.train_y) < 2:
+        raise SettingsError(f"splits hold {len(splits.train_y)} training image: batch norm "
+                            "normalizes over the batch, which needs at least 2")
     check_device(config.device, BACKENDS[backend])
     check_memory(config, BACKENDS[backend], len(splits.train_y), batch_flag="batch_size")
     return BACKENDS[backend]

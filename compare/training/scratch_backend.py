@@ -9,6 +9,7 @@ import numpy as np
 
 import scratch
 from compare.harness.twins import StateDict, scratch_state_dict
+from compare.layers import linear_weights
 from compare.training import checkpoint
 from compare.training.backend import EVALUATION_ROWS, Evaluation, evaluation_mode
 from compare.training.config import batch_bounds, check_shuffle_state
@@ -54,8 +55,7 @@ class ScratchBackend:
         self.spec = optimizer
         self.optimizer = optimizer.build_scratch(model.parameters()) if optimizer else None
         self.loss = scratch.CrossEntropyLoss()
-        self.weights = [(name, p) for name, p in model.named_parameters()
-                        if name.endswith(".weight")]
+        self.weights = linear_weights(model)
         self.start_epoch(0)
         self.dropouts = {str(index): layer for index, layer in enumerate(model)
                          if isinstance(layer, scratch.Dropout)}

@@ -16,6 +16,7 @@ import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
 from compare.harness.twins import StateDict, torch_state_dict
+from compare.layers import linear_weights
 from compare.training import checkpoint
 from compare.training.backend import EVALUATION_ROWS, Evaluation, evaluation_mode
 from compare.training.config import batch_bounds
@@ -65,8 +66,7 @@ class TorchBackend:
         self.spec = optimizer
         self.optimizer = optimizer.build_torch(model.parameters()) if optimizer else None
         self.device = next(model.parameters()).device
-        self.weights = [(name, p) for name, p in model.named_parameters()
-                        if name.endswith(".weight")]
+        self.weights = linear_weights(model)
         self.start_epoch(0)
         self.generators = TorchGenerators(self.device, seed, used=any(
             isinstance(layer, nn.Dropout) for layer in model.modules()))
@@ -155,7 +155,9 @@ class TorchBackend:
         """``torch.optim``'s state_dict after ``steps_taken`` steps, checked tensor by tensor
         first (a bad one would crash the fused step: ValueError instead); the settings stay the
         run's."""
-        parameters = [(p.shape, p.dtype) for p in self.state_dict().values()]
+        trained = dict(self.model.named_parameters())  # the state dict holds buffers too
+        parameters = [(array.shape, array.dtype) for name, array in self.state_dict().items()
+                      if name in trained]
         checked = check_optimizer_state(state, self.name, self.spec, parameters, steps_taken)
         self.optimizer.load_state_dict(
             {"state": checked, "param_groups": self.optimizer.state_dict()["param_groups"]})
