@@ -42,4 +42,5 @@ class CheckpointWriter:
                             "epoch_seconds": history.epoch_seconds,
                             "train_loss": None if math.isnan(loss) else loss}
         backend.save_checkpoint(self.path, meta, {"losses": records.losses,
-                                                  "grad_norms": records.grad_norms})
+                                                  "grad_norms": records.grad_norms,
+                                                  "update_ratios": records.update_ratios})

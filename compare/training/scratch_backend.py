@@ -10,7 +10,13 @@ import numpy as np
 import scratch
 from compare.harness.twins import StateDict, scratch_state_dict
 from compare.training import checkpoint
-from compare.training.backend import EVALUATION_ROWS, Evaluation, evaluation_mode
+from compare.training.backend import (
+    EVALUATION_ROWS,
+    RATIO_FLOOR,
+    STD_FLOOR,
+    Evaluation,
+    evaluation_mode,
+)
 from compare.training.config import batch_bounds
 from compare.training.optimizer_state import check_optimizer_state
 from compare.training.optimizers import OptimizerSpec
@@ -73,24 +79,44 @@ class ScratchBackend:
         self._losses = np.zeros(steps)
         self._norm_rows = {step: row for row, step in enumerate(norm_steps)}
         self._norms = np.zeros((len(norm_steps), len(self.weights)))
+        self._ratios = np.zeros((len(norm_steps), len(self.weights)))
         self._step = 0
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> None:
         """One optimizer step on the batch x (B, features), y (B,)."""
         self._losses[self._step] = self.loss.forward(self.logits_model.forward(x), y)
         self.logits_model.backward_parameters(self.loss.backward())
-        if self._step in self._norm_rows:
-            row = self._norms[self._norm_rows[self._step]]
-            for column, (_, weight) in enumerate(self.weights):
-                row[column] = np.linalg.norm(weight.grad)
-        self.optimizer.step()
+        row = self._norm_rows.get(self._step)
+        if row is None:
+            self.optimizer.step()
+        else:
+            self.recorded_step(row)
         self._step += 1
+
+    def recorded_step(self, row: int) -> None:
+        """The optimizer's step, recording each weight's gradient norm and update ratio in
+        ``row``."""
+        before = []
+        for column, (_, weight) in enumerate(self.weights):
+            self._norms[row, column] = np.linalg.norm(weight.grad)
+            before.append(weight.value.copy())
+        self.optimizer.step()
+        for column, ((_, weight), old) in enumerate(zip(self.weights, before, strict=True)):
+            ratio = np.std(weight.value - old) / max(float(np.std(weight.value)), STD_FLOOR)
+            self._ratios[row, column] = np.log10(max(ratio, RATIO_FLOOR))
 
     def step_losses(self) -> np.ndarray:
         return self._losses[: self._step]
 
     def step_grad_norms(self) -> np.ndarray:
-        return self._norms[: sum(step < self._step for step in self._norm_rows)]
+        return self._norms[: self.recorded_so_far()]
+
+    def step_update_ratios(self) -> np.ndarray:
+        return self._ratios[: self.recorded_so_far()]
+
+    def recorded_so_far(self) -> int:
+        """How many of the epoch's recorded steps are taken."""
+        return sum(step < self._step for step in self._norm_rows)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = EVALUATION_ROWS, *,
                  keep_outputs: bool = False) -> Evaluation:

@@ -17,7 +17,13 @@ from torch import nn
 
 from compare.harness.twins import StateDict, torch_state_dict
 from compare.training import checkpoint
-from compare.training.backend import EVALUATION_ROWS, Evaluation, evaluation_mode
+from compare.training.backend import (
+    EVALUATION_ROWS,
+    RATIO_FLOOR,
+    STD_FLOOR,
+    Evaluation,
+    evaluation_mode,
+)
 from compare.training.config import batch_bounds
 from compare.training.optimizer_state import check_optimizer_state
 from compare.training.optimizers import OptimizerSpec
@@ -83,6 +89,7 @@ class TorchBackend:
         self._norm_rows = {step: row for row, step in enumerate(norm_steps)}
         self._norms = torch.zeros((len(norm_steps), len(self.weights)), dtype=torch.float64,
                                   device=self.device)
+        self._ratios = torch.zeros_like(self._norms)
         self._step = 0
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -90,19 +97,39 @@ class TorchBackend:
         loss = F.cross_entropy(self.logits_model(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self._step in self._norm_rows:  # kept on the device: no synchronisation
-            self._norms[self._norm_rows[self._step]] = torch.stack(
-                [torch.linalg.vector_norm(p.grad) for _, p in self.weights])
-        self.optimizer.step()
+        row = self._norm_rows.get(self._step)
+        if row is None:
+            self.optimizer.step()
+        else:
+            self.recorded_step(row)
         self._losses[self._step] = loss.detach()
         self._step += 1
+
+    @torch.no_grad()
+    def recorded_step(self, row: int) -> None:
+        """The optimizer's step, recording each weight's gradient norm and update ratio in
+        ``row`` (kept on the device: no synchronisation)."""
+        self._norms[row] = torch.stack([torch.linalg.vector_norm(p.grad) for _, p in self.weights])
+        before = [p.detach().clone() for _, p in self.weights]
+        self.optimizer.step()
+        self._ratios[row] = torch.stack([
+            (torch.std(p - old, correction=0) /
+             torch.std(p, correction=0).clamp_min(STD_FLOOR)).clamp_min(RATIO_FLOOR).log10()
+            for (_, p), old in zip(self.weights, before, strict=True)])
 
     def step_losses(self) -> np.ndarray:
         """Read back from the device: on CUDA, the epoch's one synchronisation."""
         return self._losses[: self._step].cpu().numpy()
 
     def step_grad_norms(self) -> np.ndarray:
-        return self._norms[: sum(step < self._step for step in self._norm_rows)].cpu().numpy()
+        return self._norms[: self.recorded_so_far()].cpu().numpy()
+
+    def step_update_ratios(self) -> np.ndarray:
+        return self._ratios[: self.recorded_so_far()].cpu().numpy()
+
+    def recorded_so_far(self) -> int:
+        """How many of the epoch's recorded steps are taken."""
+        return sum(step < self._step for step in self._norm_rows)
 
     @torch.no_grad()
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = EVALUATION_ROWS, *,
