@@ -22,8 +22,9 @@ import numpy as np
 
 from compare.data import Splits
 from compare.errors import InterruptionError
-from compare.insight.log import log_every, recorded_steps
+from compare.insight.log import InsightSource, log_every, recorded_steps
 from compare.training.backend import Backend, Evaluation
+from compare.training.build import initial_state
 from compare.training.checkpoint_writer import CheckpointWriter
 from compare.training.config import (
     BEGINNING,
@@ -191,6 +192,9 @@ def open_folders(run: Run, start: Position, stack: ExitStack) -> None:
     networks' events."""
     if run.folder is None:
         return
+    insight = None
+    if run.insight:
+        insight = InsightSource(run.splits, initial_state(run.config)["0.weight"])
     for twin in run.twins:
         folder = run.folder / twin.name
         folder.mkdir(exist_ok=True)
@@ -198,7 +202,7 @@ def open_folders(run: Run, start: Position, stack: ExitStack) -> None:
                                             keep_previous=len(run.twins) > 1)
         twin.events = stack.enter_context(TwinEvents(
             folder, run.config, run.meta, ended=start.epoch >= run.config.epochs,
-            insight_splits=run.splits if run.insight else None, every=run.recording_interval))
+            insight=insight, every=run.recording_interval))
         if twin.saved is None:
             twin.save(start)
         if (start.epoch, start.step) == (0, 0):

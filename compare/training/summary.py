@@ -1,5 +1,6 @@
-"""What is known of a twin's run only when it ends: the test accuracy, the HParams entry and the
-insight of the test set, in an event file of its own, ``*.summary``.
+"""What is known of a twin's run only when it ends: the test accuracy (a scalar, and a line in the
+Text tab, where a single point is seen: the Time Series dashboard draws no line through it), the
+HParams entry and the insight of the test set, in an event file of its own, ``*.summary``.
 
 The summary is written aside (``.summary.staging``) and moved in whole, so a run killed while
 finishing has a whole summary or none (and finishes again when resumed); a run resumed to train
@@ -54,6 +55,8 @@ def write_summary(folder: Path, config: TrainConfig, meta: dict, train_loss: flo
     staging, epochs = folder / STAGING, config.epochs
     with SummaryWriter(staging, filename_suffix=SUFFIX) as summary:
         summary.add_scalar("Accuracy/test", test.accuracy, epochs)
+        summary.add_text("test", f"**test accuracy {test.accuracy:.4f}**, test loss "
+                                 f"{test.loss:.4f}, after {epochs} epochs", epochs)
         summary.add_hparams(hparams(config, meta),
                             {"hparam/test_accuracy": test.accuracy,
                              "hparam/final_train_loss": train_loss}, step=epochs)
