@@ -129,11 +129,11 @@ BLACK, WHITE = (0, 0, 0), (255, 255, 255)
 
 
 def bold_text(draw: ImageDraw.ImageDraw, position: tuple[int, int], text: str, size: int,
-              anchor: str, fill: tuple[int, int, int] = BLACK) -> None:
-    """``text`` thickened by a one-pixel stroke of its own color, so it survives a browser's
+              anchor: str) -> None:
+    """Black ``text`` thickened by a one-pixel stroke, so that it survives a browser's
     scaling."""
-    draw.text(position, text, anchor=anchor, font=font(size), fill=fill, stroke_width=1,
-              stroke_fill=fill)
+    draw.text(position, text, anchor=anchor, font=font(size), fill=BLACK, stroke_width=1,
+              stroke_fill=BLACK)
 
 
 def confusion_image(confusion: np.ndarray, headline: str = "") -> np.ndarray:
@@ -154,10 +154,12 @@ def confusion_image(confusion: np.ndarray, headline: str = "") -> np.ndarray:
     for index in range(classes):
         bold_text(draw, (left + index * cell + middle, top - 4), str(index), 14, "ms")
         bold_text(draw, (left - 6, top + index * cell + middle), str(index), 14, "rm")
-    bold_text(draw, (2, 2), headline, 14, "la")
-    bold_text(draw, (left + classes * cell // 2, 24), "predicted class", 14, "ma")
+    draw.text((2, 2), headline, anchor="la", font=font(15), fill=BLACK)
+    draw.text((left + classes * cell // 2, 23), "predicted class", anchor="ma", font=font(15),
+              fill=BLACK)
     title = Image.new("RGB", (classes * cell, 20), WHITE)
-    bold_text(ImageDraw.Draw(title), (classes * cell // 2, 10), "true class", 14, "mm")
+    ImageDraw.Draw(title).text((classes * cell // 2, 10), "true class", anchor="mm",
+                               font=font(15), fill=BLACK)
     image.paste(title.rotate(90, expand=True), (2, top))
     return np.asarray(image)
 
