@@ -85,17 +85,22 @@ def neuron_tiles(weight: np.ndarray, count: int = 64, *, per_row: int = TILES_PE
     return tile_grid(indices.reshape(-1, side, side), ground=255, scale=scale, per_row=per_row)
 
 
+def gray_palette() -> list[int]:
+    """256 RGB grays, flattened: index i is gray level i (a palette PNG of digits encodes in half
+    the time of a gray one, which PNG filters)."""
+    return [level for gray in range(256) for level in (gray, gray, gray)]
+
+
 def digit_mosaics(digits: np.ndarray, per_row: int) -> np.ndarray:
     """Gray digits (neurons, k, pixels), values in [0, 1], k a square: each neuron's k digits
     as one square mosaic, its first row first (white on black), the mosaics ``per_row`` a row on
-    gray, RGB."""
+    gray; gray levels, indices into :func:`gray_palette`."""
     neurons, k, pixels = digits.shape
     side, across = square_side(pixels), math.isqrt(k)
     gray = np.rint(np.clip(digits, 0, 1) * 255).astype(np.uint8)
     mosaics = (gray.reshape(neurons, across, across, side, side).transpose(0, 1, 3, 2, 4)
                .reshape(neurons, across * side, across * side))
-    grid = tile_grid(mosaics, ground=BACKGROUND[0], scale=1, per_row=per_row)
-    return np.repeat(grid[..., None], 3, axis=2)
+    return tile_grid(mosaics, ground=BACKGROUND[0], scale=1, per_row=per_row)
 
 
 @functools.cache

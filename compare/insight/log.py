@@ -33,6 +33,7 @@ from compare.insight.images import (
     confusion_image,
     digit_mosaics,
     diverging_palette,
+    gray_palette,
     neuron_tiles,
     png,
 )
@@ -117,7 +118,7 @@ class InsightLog:
                                  for label in np.unique(splits.test_y)])
         self.bars = ProbabilityBars(self.pixels(self.handful), splits.test_y[self.handful],
                                     classes=NUM_CLASSES)
-        self.palette = diverging_palette()
+        self.palette, self.grays = diverging_palette(), gray_palette()
 
     def start(self) -> None:
         self.writer.add_multiline_charts({
@@ -173,7 +174,7 @@ class InsightLog:
         top = np.argsort(-excitation, axis=0, kind="stable")[:TOP_DIGITS].T
         digits = self.pixels(top.ravel()).reshape(*top.shape, -1)
         add_image(self.writer, "Neurons/top_digits", digit_mosaics(digits, NEURONS_PER_ROW),
-                  epoch)
+                  epoch, self.grays)
 
     def final(self, writer: SummaryWriter, epoch: int, test: Evaluated) -> None:
         """The test set's confusion matrix under its accuracy, and the most confidently wrong
