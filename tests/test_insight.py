@@ -18,7 +18,7 @@ from compare.layers import ACTIVATIONS
 from compare.training.build import build_backend
 from compare.training.config import TrainConfig
 from compare.training.optimizers import OptimizerSpec
-from tests.helpers import events, train
+from tests.helpers import IMAGE_SIDE, events, learnable_images, train, write_dataset
 
 NEURONS = ("Neurons/first_layer", "Neurons/learned_change", "Neurons/top_digits")
 IMAGES = {*NEURONS, "Answers/probabilities", "Mistakes/confusion_matrix",
@@ -150,6 +150,21 @@ def test_the_update_ratio_is_the_steps_change_against_the_weights(name: str) -> 
             f"{expected[weight]} (float64, 1e-12)"
     ratios, _ = one_recorded_step(name, dead=True)
     assert ratios == {"0.weight": -10.0, "2.weight": -10.0}, f"{name}, all dead: {ratios}"
+
+
+def test_a_test_set_of_three_digits_shows_one_top_digit_per_neuron(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Fewer test images than the 3x3 mosaic needs: each neuron shows the largest square number
+    of them (1), drawn as a 1x1 mosaic (before: a reshape error)."""
+    rng = np.random.default_rng(0)
+    templates = rng.integers(0, 256, (10, IMAGE_SIDE, IMAGE_SIDE))
+    (train_x, train_y), (test_x, test_y) = (learnable_images(n, rng, templates) for n in (300, 3))
+    write_dataset(tmp_path / "data" / "MNIST" / "raw", {
+        "train_images": train_x, "train_labels": train_y, "test_images": test_x,
+        "test_labels": test_y})
+    assert train(tmp_path / "data", tmp_path, "--epochs", "1", capsys=capsys)[0] == 0
+    top = events(tmp_path / "run" / "scratch").Images("Neurons/top_digits")[-1]
+    assert top.width == 4 * (IMAGE_SIDE + 2) + 2, f"{top.width} pixels wide: 4 digits a row"
 
 
 def test_no_insight_logs_only_the_epoch_curves(data_dir: Path, tmp_path: Path,

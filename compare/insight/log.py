@@ -21,6 +21,7 @@ the network, under the same tags for both twins.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -71,7 +72,8 @@ CHANGE_FULL_COLOR_QUANTILE = 0.99
 largest 1% clipped), so that a few large weights do not fade the rest."""
 TOP_DIGITS, TOP_DIGIT_POOL = 9, 1000
 """Per neuron, the 9 digits (a 3x3 mosaic as wide as its tile) of the first 1000 test images
-that excite it most: one (1000, pixels) x (pixels, 16) product an epoch."""
+that excite it most: one (1000, pixels) x (pixels, 16) product an epoch (a test set of fewer
+than 9 images shows the largest square number it has: 4 or 1)."""
 
 
 def log_every(steps_per_epoch: int) -> int:
@@ -109,6 +111,7 @@ class InsightLog:
         splits = source.splits
         self.initial = np.asarray(source.initial_weight[:NEURONS_SHOWN], dtype=np.float64)
         self.pool = splits.test_x[:TOP_DIGIT_POOL].astype(np.float64)
+        self.top_digits = math.isqrt(min(TOP_DIGITS, len(self.pool))) ** 2  # a square mosaic
         has_validation = len(splits.val_y) > 0
         self.probe_x = splits.val_x if has_validation else splits.train_x[:PROBE_ROWS]
         self.probe_y = splits.val_y if has_validation else splits.train_y[:PROBE_ROWS]
@@ -171,7 +174,7 @@ class InsightLog:
         add_image(self.writer, "Neurons/learned_change",
                   neuron_tiles(change, full_color=full_color, **layout), epoch, self.palette)
         excitation = self.pool @ shown.T  # (pool, neurons); the bias moves no rank
-        top = np.argsort(-excitation, axis=0, kind="stable")[:TOP_DIGITS].T
+        top = np.argsort(-excitation, axis=0, kind="stable")[: self.top_digits].T
         digits = self.pixels(top.ravel()).reshape(*top.shape, -1)
         add_image(self.writer, "Neurons/top_digits", digit_mosaics(digits, NEURONS_PER_ROW),
                   epoch, self.grays)

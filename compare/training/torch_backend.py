@@ -55,6 +55,17 @@ class TorchLoader:
             yield x, y
 
 
+def population_stds(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """(len(tensors),): ``torch.std(t, correction=0)`` of each, as sqrt(E[x²] - E[x]²) from a
+    sum and a dot product, the arithmetic done once for all: a third of the time of one
+    ``torch.std`` per tensor on the CPU, and as exact where the mean is small against the
+    spread (weights and their updates)."""
+    flats = [tensor.reshape(-1) for tensor in tensors]
+    means = torch.stack([flat.mean() for flat in flats])
+    squares = torch.stack([torch.dot(flat, flat) / flat.numel() for flat in flats])
+    return (squares - means * means).clamp_min(0).sqrt()
+
+
 class TorchBackend:
     """Trains ``model`` (ending in Softmax) with ``F.cross_entropy`` on its logits; without an
     ``optimizer`` it only evaluates."""
@@ -70,6 +81,7 @@ class TorchBackend:
         self.device = next(model.parameters()).device
         self.weights = [(name, p) for name, p in model.named_parameters()
                         if name.endswith(".weight")]
+        self.before = [torch.empty_like(p) for _, p in self.weights]  # a recorded step's
         self.start_epoch(0)
 
     @property
@@ -109,13 +121,16 @@ class TorchBackend:
     def recorded_step(self, row: int) -> None:
         """The optimizer's step, recording each weight's gradient norm and update ratio in
         ``row`` (kept on the device: no synchronisation)."""
-        self._norms[row] = torch.stack([torch.linalg.vector_norm(p.grad) for _, p in self.weights])
-        before = [p.detach().clone() for _, p in self.weights]
+        weights = [p for _, p in self.weights]
+        self._norms[row] = torch.stack([torch.linalg.vector_norm(p.grad) for p in weights])
+        for weight, before in zip(weights, self.before, strict=True):
+            before.copy_(weight)
         self.optimizer.step()
-        self._ratios[row] = torch.stack([
-            (torch.std(p - old, correction=0) /
-             torch.std(p, correction=0).clamp_min(STD_FLOOR)).clamp_min(RATIO_FLOOR).log10()
-            for (_, p), old in zip(self.weights, before, strict=True)])
+        for weight, update in zip(weights, self.before, strict=True):
+            update.sub_(weight)  # the update's negative: the same spread
+        spread = population_stds([*self.before, *weights])
+        ratio = spread[: len(weights)] / spread[len(weights) :].clamp_min(STD_FLOOR)
+        self._ratios[row] = ratio.clamp_min(RATIO_FLOOR).log10()
 
     def step_losses(self) -> np.ndarray:
         """Read back from the device: on CUDA, the epoch's one synchronisation."""
