@@ -14,6 +14,7 @@ import scratch
 from compare import cli
 from compare.harness.arch import Architecture
 from compare.insight.images import neuron_tiles
+from compare.insight.log import top_rows
 from compare.layers import ACTIVATIONS
 from compare.training.build import build_backend
 from compare.training.config import TrainConfig
@@ -202,6 +203,14 @@ def test_dead_and_saturated_units_on_constructed_layers(activation: str, bias: f
     share = float(np.mean(ACTIVATIONS[activation].inactive(hidden_outputs(activation, bias,
                                                                           scale))))
     assert low <= share <= high, f"{activation}: {share:.3f} dead, expected [{low}, {high}]"
+
+
+@pytest.mark.parametrize(("rows", "count"), [(1000, 9), (12, 4), (9, 9), (3, 1)])
+def test_top_rows_are_the_rows_of_the_largest_values_largest_first(rows: int, count: int
+                                                                  ) -> None:
+    values = np.random.default_rng(rows).standard_normal((rows, 16))
+    expected = np.argsort(-values, axis=0)[:count]
+    assert np.array_equal(top_rows(values, count), expected), "not argsort's first rows"
 
 
 def test_neuron_tiles_show_sign_and_skip_non_square_inputs() -> None:

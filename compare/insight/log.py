@@ -72,8 +72,8 @@ CHANGE_FULL_COLOR_QUANTILE = 0.99
 largest 1% clipped), so that a few large weights do not fade the rest."""
 TOP_DIGITS, TOP_DIGIT_POOL = 9, 1000
 """Per neuron, the 9 digits (a 3x3 mosaic as wide as its tile) of the first 1000 test images
-that excite it most: one (1000, pixels) x (pixels, 16) product an epoch (a test set of fewer
-than 9 images shows the largest square number it has: 4 or 1)."""
+that excite it most: one (1000, pixels) x (pixels, 16) product an epoch, in the run's dtype (a
+test set of fewer than 9 images shows the largest square number it has: 4 or 1)."""
 
 
 def log_every(steps_per_epoch: int) -> int:
@@ -86,6 +86,14 @@ def recorded_steps(first_global_step: int, steps: int, every: int) -> list[int]:
     """Which of ``steps`` steps, the first of them global step ``first_global_step`` (1-based),
     are recorded: their 0-based positions."""
     return [i for i in range(steps) if (first_global_step + i) % every == 0] if every else []
+
+
+def top_rows(values: np.ndarray, count: int) -> np.ndarray:
+    """(count, columns): in each column of ``values`` (rows, columns), the rows of its ``count``
+    largest values, largest first (a partition, then a sort of those alone)."""
+    candidates = np.argpartition(-values, count - 1, axis=0)[:count]
+    order = np.argsort(-np.take_along_axis(values, candidates, axis=0), axis=0, kind="stable")
+    return np.take_along_axis(candidates, order, axis=0)
 
 
 def add_image(writer: SummaryWriter, tag: str, image: np.ndarray, step: int,
@@ -110,7 +118,7 @@ class InsightLog:
         self.writer = writer
         splits = source.splits
         self.initial = np.asarray(source.initial_weight[:NEURONS_SHOWN], dtype=np.float64)
-        self.pool = splits.test_x[:TOP_DIGIT_POOL].astype(np.float64)
+        self.pool = splits.test_x[:TOP_DIGIT_POOL]  # in the run's dtype, as the twins compute
         self.top_digits = math.isqrt(min(TOP_DIGITS, len(self.pool))) ** 2  # a square mosaic
         has_validation = len(splits.val_y) > 0
         self.probe_x = splits.val_x if has_validation else splits.train_x[:PROBE_ROWS]
@@ -173,8 +181,9 @@ class InsightLog:
         full_color = float(np.quantile(np.abs(change), CHANGE_FULL_COLOR_QUANTILE))
         add_image(self.writer, "Neurons/learned_change",
                   neuron_tiles(change, full_color=full_color, **layout), epoch, self.palette)
-        excitation = self.pool @ shown.T  # (pool, neurons); the bias moves no rank
-        top = np.argsort(-excitation, axis=0, kind="stable")[: self.top_digits].T
+        # x . w of every pool image for every shown neuron (pool, neurons): the bias moves no rank
+        excitation = self.pool @ shown.T.astype(self.pool.dtype)
+        top = top_rows(excitation, self.top_digits).T
         digits = self.pixels(top.ravel()).reshape(*top.shape, -1)
         add_image(self.writer, "Neurons/top_digits", digit_mosaics(digits, NEURONS_PER_ROW),
                   epoch, self.grays)
