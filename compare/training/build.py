@@ -8,7 +8,7 @@ from typing import Any
 
 import scratch
 from compare.harness.arch import parse_dtype
-from compare.harness.twins import build_twins
+from compare.harness.twins import StateDict, build_twins, scratch_state_dict
 from compare.memory import Footprint, check_fits
 from compare.training.backend import EVALUATION_ROWS, Backend
 from compare.training.checkpoint import Checkpoint, CheckpointError, network
@@ -40,6 +40,12 @@ def build_backend(name: str, config: TrainConfig) -> Backend:
     _, torch_model = build_twins(config.arch, seed=config.seed, dtype=config.dtype,
                                  device=config.device)
     return evaluation_backend(torch_model, config.optimizer, config.seed)
+
+
+def initial_state(config: TrainConfig) -> StateDict:
+    """The weights both twins of a run with ``config`` start from, drawn again from its seed as
+    :func:`build_backend` draws them (so a resumed run has them too), in PyTorch's layout."""
+    return scratch_state_dict(config.arch.build_scratch(seed=config.seed, dtype=config.dtype))
 
 
 def restore_backend(name: str, config: TrainConfig, saved: Checkpoint, steps_taken: int

@@ -65,4 +65,5 @@ class CheckpointWriter:
         if self.keeps_best:
             meta[early_stopping.META_KEY] = early_stopping.to_meta(history, position.epoch)
         backend.save_checkpoint(path, meta, {"losses": records.losses,
-                                             "grad_norms": records.grad_norms})
+                                             "grad_norms": records.grad_norms,
+                                             "update_ratios": records.update_ratios})

@@ -16,8 +16,7 @@ from typing import Self
 
 import numpy as np
 
-from compare.data import Splits
-from compare.insight.log import InsightLog, recorded_steps
+from compare.insight.log import InsightLog, InsightSource, recorded_steps
 from compare.insight.tensorboard_writer import SummaryWriter, written_points
 from compare.training.backend import Backend, Evaluation
 from compare.training.config import Position, TrainConfig
@@ -26,17 +25,16 @@ from compare.training.summary import hparams_markdown, remove_unfinished, write_
 
 
 class TwinEvents:
-    """Writes one twin's events into ``folder``; ``insight_splits`` (None: no insight) are the
-    data the insight tags show, the step curves taking every ``every``-th step. Use it as a
-    context manager."""
+    """Writes one twin's events into ``folder``; ``insight`` (None: no insight) is what the
+    insight tags show, the step curves taking every ``every``-th step. Use it as a context
+    manager."""
 
     def __init__(self, folder: Path, config: TrainConfig, meta: dict, *, ended: bool,
-                 insight_splits: Splits | None, every: int) -> None:
+                 insight: InsightSource | None, every: int) -> None:
         remove_unfinished(folder, ended=ended)
         self.folder, self.config, self.meta = folder, config, meta
         self.writer = SummaryWriter(folder, skip=written_points(folder))
-        self.insight = None if insight_splits is None else InsightLog(self.writer,
-                                                                      insight_splits)
+        self.insight = None if insight is None else InsightLog(self.writer, insight)
         self.every = every
 
     def start(self, backend: Backend) -> None:
@@ -69,7 +67,8 @@ class TwinEvents:
             first = Position(epoch - 1).global_step(steps) + 1
             recorded = recorded_steps(first, steps, self.every)
             self.insight.steps(list(norms), [first + i for i in recorded],
-                               record.step_losses[recorded], record.grad_norms)
+                               record.step_losses[recorded], record.grad_norms,
+                               record.update_ratios)
             self.insight.epoch(backend, epoch, validation)
 
     def finish(self, history: History, test: Evaluation) -> None:

@@ -40,15 +40,15 @@ def fit(splits: Splits, config: TrainConfig, *, backend: str = "both",
 
     ``log_dir``: a folder to write each twin's TensorBoard events and checkpoints into (made if
     missing; refused if it holds a run already); None writes nothing. ``insight`` records each
-    twin's per-step losses and gradient norms (and, with a ``log_dir``, its pictures);
-    ``lockstep`` (with ``"both"``) compares the twins after every step and raises a
+    twin's per-step losses, gradient norms and update ratios (and, with a ``log_dir``, its
+    pictures); ``lockstep`` (with ``"both"``) compares the twins after every step and raises a
     ``TrainingError`` when float64 weights drift apart.
 
     Returns each twin's :class:`History`, keyed by ``"scratch"`` / ``"torch"``: per epoch the
     training loss, the validation loss and accuracy (None without a validation split), the
-    seconds, the step losses and gradient norms; the test loss and accuracy after the last; with
-    ``patience``, ``best_epoch``, ``best_val_loss`` and ``stopped_early`` (and, with a
-    ``log_dir``, the best epoch's weights in ``checkpoint-best``).
+    seconds, the step losses, gradient norms and update ratios; the test loss and accuracy after
+    the last; with ``patience``, ``best_epoch``, ``best_val_loss`` and ``stopped_early`` (and,
+    with a ``log_dir``, the best epoch's weights in ``checkpoint-best``).
     Raises ``SettingsError`` (a ``compare.errors.UserError``) naming a bad argument, and
     ``DivergenceError`` when a loss or weight stops being finite.
     """

@@ -25,9 +25,10 @@ import numpy as np
 from compare.data import Splits
 from compare.errors import InterruptionError
 from compare.harness.masks import shared_masks
-from compare.insight.log import log_every, recorded_steps
+from compare.insight.log import InsightSource, log_every, recorded_steps
 from compare.training import early_stopping
 from compare.training.backend import Backend, Evaluation
+from compare.training.build import initial_state
 from compare.training.checkpoint_writer import CheckpointWriter
 from compare.training.config import (
     BEGINNING,
@@ -218,6 +219,9 @@ def open_folders(run: Run, start: Position, stack: ExitStack) -> None:
     networks' events."""
     if run.folder is None:
         return
+    insight = None
+    if run.insight:
+        insight = InsightSource(run.splits, initial_state(run.config)["0.weight"])
     for twin in run.twins:
         folder = run.folder / twin.name
         folder.mkdir(exist_ok=True)
@@ -226,7 +230,7 @@ def open_folders(run: Run, start: Position, stack: ExitStack) -> None:
                                             keeps_best=run.config.patience is not None)
         twin.events = stack.enter_context(TwinEvents(
             folder, run.config, run.meta, ended=run_is_over(run, start.epoch),
-            insight_splits=run.splits if run.insight else None, every=run.recording_interval))
+            insight=insight, every=run.recording_interval))
         if twin.saved is None:
             twin.save(start)
         if (start.epoch, start.step) == (0, 0):

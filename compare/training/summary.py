@@ -1,6 +1,7 @@
-"""What is known of a twin's run only when it ends: the test accuracy, the HParams entry, the
-insight of the test set and (early stopping) the best epoch, in an event file of its own,
-``*.summary``, at the step of the run's last epoch.
+"""What is known of a twin's run only when it ends: the test accuracy (a scalar, and a line in the
+Text tab, where a single point is seen: the Time Series dashboard draws no line through it), the
+HParams entry, the insight of the test set and (early stopping) the best epoch, in an event file
+of its own, ``*.summary``, at the step of the run's last epoch.
 
 The summary is written aside (``.summary.staging``) and moved in whole, so a run killed while
 finishing has a whole summary or none (and finishes again when resumed); a run resumed to train
@@ -61,6 +62,8 @@ def write_summary(folder: Path, config: TrainConfig, meta: dict, history: Histor
                "hparam/final_train_loss": history.train_loss}
     with SummaryWriter(staging, filename_suffix=SUFFIX) as summary:
         summary.add_scalar("Accuracy/test", test.accuracy, epochs)
+        summary.add_text("test", f"**test accuracy {test.accuracy:.4f}**, test loss "
+                                 f"{test.loss:.4f}, after {epochs} epochs", epochs)
         if history.best_epoch is not None:
             metrics |= {"hparam/best_epoch": history.best_epoch,
                         "hparam/best_val_loss": history.best_val_loss}

@@ -14,7 +14,7 @@ from compare.training.checkpoint import Checkpoint
 from compare.training.checkpoint_writer import CheckpointWriter
 from compare.training.config import Position, TrainConfig, steps_per_epoch
 from compare.training.events import TwinEvents
-from compare.training.history import EpochRecord, History, StepRecords
+from compare.training.history import EpochRecord, History, StepRecords, no_rows
 
 
 @dataclass
@@ -52,7 +52,8 @@ class Twin:
                           earlier_train_loss=math.nan if loss is None else float(loss),
                           **early_stopping.best_of(saved.meta))
         records = StepRecords(saved.progress["losses"], saved.progress["grad_norms"],
-                              saved.meta["position"]["seconds"])
+                              saved.meta["position"]["seconds"],
+                              saved.progress.get("update_ratios", no_rows()))
         return cls(backend, backend.loader(splits.train_x, splits.train_y), history, records,
                    position)
 
@@ -65,7 +66,8 @@ class Twin:
         the device: on CUDA, the epoch's one synchronisation) to the epoch's records; the loop
         adds their seconds."""
         self.records = self.records.extended(self.backend.step_losses(),
-                                             self.backend.step_grad_norms(), 0.0)
+                                             self.backend.step_grad_norms(),
+                                             self.backend.step_update_ratios())
 
     def log_epoch(self, epoch: int, validation: Evaluation | None) -> EpochRecord:
         """The epoch's record, now that all its steps are taken: kept in the history and logged
@@ -73,7 +75,7 @@ class Twin:
         records = self.records
         kept = None if validation is None else Evaluation(validation.loss, validation.accuracy)
         record = EpochRecord(epoch, float(records.losses.mean()), kept, records.seconds,
-                             records.losses, records.grad_norms)
+                             records.losses, records.grad_norms, records.update_ratios)
         self.history.epochs.append(record)
         self.records = StepRecords()
         if self.events is not None:
