@@ -28,7 +28,7 @@ from compare.insight.images import (
     png,
 )
 from compare.insight.tensorboard_writer import SummaryWriter
-from compare.layers import kind_of
+from compare.layers import LayerKind, kind_of
 
 
 class Evaluated(Protocol):
@@ -65,6 +65,14 @@ def recorded_steps(first_global_step: int, steps: int, every: int) -> list[int]:
     """Which of ``steps`` steps, the first of them global step ``first_global_step`` (1-based),
     are recorded: their 0-based positions."""
     return [i for i in range(steps) if (first_global_step + i) % every == 0] if every else []
+
+
+def hidden_activations(model: Any, evaluated: Evaluated) -> list[tuple[LayerKind, np.ndarray]]:
+    """The hidden activation layers of ``model`` (of either twin), first first, each with its
+    kind in the layer table and its outputs (N, units) in ``evaluated``."""
+    kinds = [kind_of(layer) for layer in model]
+    return [(kind, outputs) for kind, outputs in zip(kinds, evaluated.outputs, strict=True)
+            if kind.activation]
 
 
 def add_image(writer: SummaryWriter, tag: str, image: np.ndarray, step: int,
@@ -107,10 +115,8 @@ class InsightLog:
             add_image(self.writer, "Neurons/first_layer", tiles, epoch, self.palette)
         if validation is None or not validation.outputs:
             validation = backend.evaluate(self.probe_x, self.probe_y, keep_outputs=True)
-        kinds = [kind_of(layer) for layer in backend.model]
-        hidden = [(kind, output) for kind, output in zip(kinds, validation.outputs, strict=True)
-                  if kind.activation]
-        for number, (kind, outputs) in enumerate(hidden, start=1):
+        for number, (kind, outputs) in enumerate(hidden_activations(backend.model, validation),
+                                                 start=1):
             if kind.inactive is not None:
                 self.writer.add_scalar(f"DeadUnits/hidden{number}",
                                        float(np.mean(kind.inactive(outputs))), epoch)
