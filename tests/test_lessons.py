@@ -29,6 +29,9 @@ SWAPPED = {  # the configuration that should succeed, in place of the one that s
     "batch-size": {"batch_sizes": (128, 128)},  # the same batch size twice
     "overfitting": {"epochs": 5},  # stopped before it memorizes
     "width": {"widths": (128, 128)},  # wide enough on both sides
+    "dropout": {"p": 0.0},  # no dropout on either side
+    "init": {"symmetric": "kaiming"},  # Kaiming's neurons where zeros' should stay identical
+    "batchnorm": {"norm": "none"},  # no batch norm on either side
 }
 
 

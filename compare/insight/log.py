@@ -39,7 +39,7 @@ from compare.insight.images import (
     png,
 )
 from compare.insight.tensorboard_writer import SummaryWriter
-from compare.layers import kind_of
+from compare.layers import LayerKind, kind_of
 
 
 class Evaluated(Protocol):
@@ -94,6 +94,14 @@ def top_rows(values: np.ndarray, count: int) -> np.ndarray:
     candidates = np.argpartition(-values, count - 1, axis=0)[:count]
     order = np.argsort(-np.take_along_axis(values, candidates, axis=0), axis=0, kind="stable")
     return np.take_along_axis(candidates, order, axis=0)
+
+
+def hidden_activations(model: Any, evaluated: Evaluated) -> list[tuple[LayerKind, np.ndarray]]:
+    """The hidden activation layers of ``model`` (of either twin), first first, each with its
+    kind in the layer table and its outputs (N, units) in ``evaluated``."""
+    kinds = [kind_of(layer) for layer in model]
+    return [(kind, outputs) for kind, outputs in zip(kinds, evaluated.outputs, strict=True)
+            if kind.activation]
 
 
 def add_image(writer: SummaryWriter, tag: str, image: np.ndarray, step: int,
@@ -153,10 +161,8 @@ class InsightLog:
         self.neurons(backend.state_dict()["0.weight"], epoch)
         if validation is None or not validation.outputs:
             validation = backend.evaluate(self.probe_x, self.probe_y, keep_outputs=True)
-        kinds = [kind_of(layer) for layer in backend.model]
-        hidden = [(kind, output) for kind, output in zip(kinds, validation.outputs, strict=True)
-                  if kind.activation]
-        for number, (kind, outputs) in enumerate(hidden, start=1):
+        for number, (kind, outputs) in enumerate(hidden_activations(backend.model, validation),
+                                                 start=1):
             if kind.inactive is not None:
                 self.writer.add_scalar(f"DeadUnits/hidden{number}",
                                        float(np.mean(kind.inactive(outputs))), epoch)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import scratch
-from compare.layers.activity import Inactive, never_positive, saturated_between
+from compare.layers.activity import Inactive, Saturation, never_positive
 
 if TYPE_CHECKING:
     from torch import nn
@@ -154,9 +154,9 @@ LAYER_KINDS: tuple[LayerKind, ...] = (
     LayerKind("relu", scratch.ReLU, "ReLU", activation=True, inactive=never_positive,
               gain=lambda: math.sqrt(2.0)),
     LayerKind("sigmoid", scratch.Sigmoid, "Sigmoid", activation=True,
-              inactive=saturated_between(0.0, 1.0)),
+              inactive=Saturation(0.0, 1.0)),
     LayerKind("tanh", scratch.Tanh, "Tanh", activation=True,
-              inactive=saturated_between(-1.0, 1.0), gain=lambda: 5.0 / 3),
+              inactive=Saturation(-1.0, 1.0), gain=lambda: 5.0 / 3),
     LayerKind("leaky_relu", scratch.LeakyReLU, "LeakyReLU", activation=True,
               inactive=never_positive,
               settings=(Setting("negative_slope", 0.01, 0.0, 1.0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -13,6 +13,7 @@ from typing import ClassVar
 from compare.data import NUM_CLASSES, Splits
 from compare.errors import CheckError
 from compare.harness.arch import Architecture
+from compare.training.backend import Backend
 from compare.training.config import TrainConfig
 from compare.training.divergence import DivergenceError
 from compare.training.history import EpochRecord
@@ -41,21 +42,26 @@ class LessonContext:
 
 @dataclass
 class Outcome:
-    """One configuration trained by one twin: its epochs, and where it diverged (if it did)."""
+    """One configuration trained by one twin: its epochs, where it diverged (if it did), and the
+    trained twin (its network and weights) with the folder its run wrote."""
 
     history: list[EpochRecord]
     test_accuracy: float = math.nan
     train_accuracy: float = math.nan
     diverged_at: int | None = None  # the global step of the first non-finite value
     seconds: float = 0.0
+    backend: Backend | None = None
+    folder: Path | None = None
 
 
 def sgd_config(context: LessonContext, hidden: tuple[int, ...], activation: str, *, lr: float,
-               **settings: int | str) -> TrainConfig:
+               layers: Mapping[str, object] | None = None, **settings: int | str) -> TrainConfig:
     """The network ``inputs-hidden...-10`` with ``activation``, plain SGD at ``lr``, the
-    context's seed, on the CPU; ``settings`` are the others of :class:`TrainConfig` (epochs,
-    dtype, batch_size: 64 unless given)."""
-    arch = Architecture((context.splits.train_x.shape[1], *hidden, NUM_CLASSES), activation)
+    context's seed, on the CPU; ``layers`` are :class:`Architecture`'s norm, dropout, init and
+    init_std (none, 0, torch's by default); ``settings`` are the others of :class:`TrainConfig`
+    (epochs, dtype, batch_size: 64 unless given)."""
+    arch = Architecture((context.splits.train_x.shape[1], *hidden, NUM_CLASSES), activation,
+                        **(layers or {}))
     return TrainConfig(arch, OptimizerSpec.create("sgd", lr), seed=context.seed, device="cpu",
                        **settings)
 
@@ -96,7 +102,8 @@ def _train_twin(context: LessonContext, run: Run) -> Outcome:
                        seconds=time.perf_counter() - started)
     train_accuracy = twin.backend.evaluate(run.splits.train_x, run.splits.train_y).accuracy
     return Outcome(history.epochs, history.test.accuracy, train_accuracy,
-                   seconds=time.perf_counter() - started)
+                   seconds=time.perf_counter() - started, backend=twin.backend,
+                   folder=run.folder / twin.name)
 
 
 def _summary(outcome: Outcome) -> str:
@@ -109,7 +116,8 @@ def _summary(outcome: Outcome) -> str:
 @dataclass
 class Row:
     """One figure of one configuration, per twin. ``math`` figures must agree between the
-    twins; the others (seconds) measure the libraries."""
+    twins; the others (marked * in the table) measure the libraries (seconds, random draws of
+    their own, rounding noise)."""
 
     figure: str
     config: str
@@ -170,16 +178,18 @@ class LessonReport:
 
     def table(self) -> str:
         twins = list(self.rows[0].values) if self.rows else []
-        width = max(len(row.figure) for row in self.rows) + 2
+        figures = [row.figure + ("" if row.math else " *") for row in self.rows]
+        width = max(map(len, figures)) + 2
         lines = [f"lesson {self.name}: {self.claim}",
                  f"runs in {self.runs} (TensorBoard: {self.look_at})", "",
                  f"{'figure':<{width}}{'config':<18}" + "".join(f"{t:>12}" for t in twins)]
-        lines += [f"{row.figure:<{width}}{row.config:<18}" +
-                  "".join(f"{_number(row.values[t]):>12}" for t in twins) for row in self.rows]
+        lines += [f"{figure:<{width}}{row.config:<18}" +
+                  "".join(f"{_number(row.values[t]):>12}" for t in twins)
+                  for figure, row in zip(figures, self.rows, strict=True)]
         difference = self.twin_difference()
         if difference is not None:
-            lines.append(f"\nlargest relative difference between the twins' figures (seconds "
-                         f"aside): {difference:.1e} ({self.dtype})")
+            lines.append(f"\nlargest relative difference between the twins' figures (those "
+                         f"marked * aside): {difference:.1e} ({self.dtype})")
         lines.append(f"verdict: {self.verdict}: {self.reason}")
         return "\n".join(lines)
 
