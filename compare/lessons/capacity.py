@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from compare.data import Splits
 from compare.lessons.base import (
     Lesson,
     LessonContext,
@@ -15,6 +16,7 @@ from compare.lessons.base import (
     sgd_config,
     train_configuration,
 )
+from compare.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,17 @@ class Overfitting(Lesson):
     dtype = "float64"
     look_at = "SCALARS Loss/train against Loss/val (their gap), Accuracy/val"
 
-    def run(self, context: LessonContext) -> LessonReport:
+    def configuration(self, context: LessonContext) -> tuple[TrainConfig, Splits]:
+        """The network and training that memorize, and the context's splits with only the
+        first ``train_images`` training images (the early-stopping lesson trains them too)."""
         splits = replace(context.splits, train_x=context.splits.train_x[: self.train_images],
                          train_y=context.splits.train_y[: self.train_images])
+        return sgd_config(context, (self.hidden,), "relu", epochs=self.epochs, lr=self.lr,
+                          dtype=self.dtype, batch_size=32), splits
+
+    def run(self, context: LessonContext) -> LessonReport:
         label = f"{self.train_images}-images"
-        config = sgd_config(context, (self.hidden,), "relu", epochs=self.epochs, lr=self.lr,
-                            dtype=self.dtype, batch_size=32)
-        outcomes = train_configuration(context, label, config, splits)
+        outcomes = train_configuration(context, label, *self.configuration(context))
         figures = {t: overfitting_figures(o.history, o.train_accuracy)
                    for t, o in outcomes.items()}
         rows = [Row(name, label, {t: f[name] for t, f in figures.items()})
