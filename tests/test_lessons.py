@@ -17,6 +17,7 @@ from compare.errors import CheckError
 from compare.harness import tolerance
 from compare.lessons import LESSONS
 from compare.lessons.base import DOES_NOT_HOLD, HOLDS, Lesson, LessonContext
+from compare.lessons.capacity import Overfitting
 from compare.lessons.hyperparameters import SECONDS, BatchSize
 from compare.training import loop
 from compare.training.interrupt import StopRequest
@@ -29,6 +30,7 @@ SWAPPED = {  # the configuration that should succeed, in place of the one that s
     "batch-size": {"batch_sizes": (128, 128)},  # the same batch size twice
     "overfitting": {"epochs": 5},  # stopped before it memorizes
     "width": {"widths": (128, 128)},  # wide enough on both sides
+    "early-stopping": {"overfitting": Overfitting(epochs=5)},  # the best epoch is the last
 }
 
 

@@ -3,12 +3,13 @@
 
 from compare.lessons.capacity import Overfitting, Width
 from compare.lessons.collapse import LinearCollapse
+from compare.lessons.early_stopping import EarlyStopping
 from compare.lessons.gradients import VanishingGradients
 from compare.lessons.hyperparameters import BatchSize, LearningRate
 from compare.lessons.neuron import NeuronVsLayer
 
 LESSONS = {lesson.name: lesson for lesson in (
     LinearCollapse(), NeuronVsLayer(), VanishingGradients(), LearningRate(), BatchSize(),
-    Overfitting(), Width())}
+    Overfitting(), Width(), EarlyStopping())}
 
 __all__ = ["LESSONS"]
