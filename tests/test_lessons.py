@@ -17,6 +17,7 @@ from compare.errors import CheckError
 from compare.harness import tolerance
 from compare.lessons import LESSONS
 from compare.lessons.base import DOES_NOT_HOLD, HOLDS, Lesson, LessonContext
+from compare.lessons.capacity import Overfitting
 from compare.lessons.hyperparameters import SECONDS, BatchSize
 from compare.training import loop
 from compare.training.interrupt import StopRequest
@@ -32,6 +33,7 @@ SWAPPED = {  # the configuration that should succeed, in place of the one that s
     "dropout": {"p": 0.0},  # no dropout on either side
     "init": {"symmetric": "kaiming"},  # Kaiming's neurons where zeros' should stay identical
     "batchnorm": {"norm": "none"},  # no batch norm on either side
+    "early-stopping": {"overfitting": Overfitting(epochs=5)},  # the best epoch is the last
 }
 
 

@@ -4,6 +4,7 @@
 from compare.lessons.capacity import Overfitting, Width
 from compare.lessons.collapse import LinearCollapse
 from compare.lessons.cures import BatchNormVsVanishing, DropoutVsOverfitting
+from compare.lessons.early_stopping import EarlyStopping
 from compare.lessons.gradients import VanishingGradients
 from compare.lessons.hyperparameters import BatchSize, LearningRate
 from compare.lessons.initialization import Initialization
@@ -11,6 +12,7 @@ from compare.lessons.neuron import NeuronVsLayer
 
 LESSONS = {lesson.name: lesson for lesson in (
     LinearCollapse(), NeuronVsLayer(), VanishingGradients(), LearningRate(), BatchSize(),
-    Overfitting(), Width(), DropoutVsOverfitting(), Initialization(), BatchNormVsVanishing())}
+    Overfitting(), Width(), DropoutVsOverfitting(), Initialization(), BatchNormVsVanishing(),
+    EarlyStopping())}
 
 __all__ = ["LESSONS"]

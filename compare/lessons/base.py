@@ -52,6 +52,8 @@ class Outcome:
     seconds: float = 0.0
     backend: Backend | None = None
     folder: Path | None = None
+    test_loss: float = math.nan
+    best_checkpoint: Path | None = None  # with early stopping (patience): checkpoint-best
 
 
 def sgd_config(context: LessonContext, hidden: tuple[int, ...], activation: str, *, lr: float,
@@ -101,9 +103,11 @@ def _train_twin(context: LessonContext, run: Run) -> Outcome:
         return Outcome(diverged.history, diverged_at=diverged.step,
                        seconds=time.perf_counter() - started)
     train_accuracy = twin.backend.evaluate(run.splits.train_x, run.splits.train_y).accuracy
+    best = None if run.config.patience is None else twin.checkpoints.best
     return Outcome(history.epochs, history.test.accuracy, train_accuracy,
                    seconds=time.perf_counter() - started, backend=twin.backend,
-                   folder=run.folder / twin.name)
+                   folder=run.folder / twin.name, test_loss=history.test.loss,
+                   best_checkpoint=best)
 
 
 def _summary(outcome: Outcome) -> str:
@@ -111,6 +115,18 @@ def _summary(outcome: Outcome) -> str:
         return f"diverged at step {outcome.diverged_at}"
     return (f"{len(outcome.history)} epochs, train loss {outcome.history[-1].train_loss:.4f}, "
             f"test accuracy {outcome.test_accuracy:.4f}, {outcome.seconds:.1f} s")
+
+
+def verdict_of_twins(failed: dict[str, list[str]], describe: Callable[[str], str]
+                     ) -> tuple[bool, str]:
+    """Whether no twin broke the claim (``failed``: what each twin broke, empty when nothing),
+    and the reason: ``describe`` of the first twin that broke it (else of the first twin),
+    followed by what that twin broke."""
+    twin = next((t for t, broken in failed.items() if broken), next(iter(failed)))
+    reason = describe(twin)
+    if failed[twin]:
+        reason += f"; {twin}: " + "; ".join(failed[twin])
+    return not any(failed.values()), reason
 
 
 @dataclass
