@@ -6,12 +6,13 @@ from scratch.losses import CrossEntropyLoss, MSELoss
 from scratch.module import Module, Parameter
 from scratch.neuron import Neuron, NeuronLayer
 from scratch.normalization import BatchNorm1d, LayerNorm
-from scratch.optim import SGD, Adam, Optimizer
+from scratch.optim import SGD, Adam, AdamW, Optimizer
 from scratch.sequential import Sequential, mlp
 
 __all__ = [
     "SGD",
     "Adam",
+    "AdamW",
     "BatchNorm1d",
     "CrossEntropyLoss",
     "Dropout",

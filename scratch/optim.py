@@ -1,9 +1,11 @@
-"""SGD and Adam with ``torch.optim``'s exact update rules, updating each parameter in place."""
+"""SGD, Adam and AdamW with ``torch.optim``'s exact update rules, updating each parameter in
+place."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +104,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """``torch.optim.Adam`` (not AdamW: weight decay is added to the gradient).
+    """``torch.optim.Adam``: weight decay is L2 folded into the gradient, g = grad + wd·p
+    (:class:`AdamW` decouples it).
 
     m = β1·m + (1-β1)·g, v = β2·v + (1-β2)·g², then
     p -= (lr / (1 - β1^t)) · m / (sqrt(v) / sqrt(1 - β2^t) + eps).
@@ -142,9 +145,36 @@ class Adam(Optimizer):
         # A Python float, as in torch: a NumPy float64 scalar would upcast float32 arithmetic.
         bias_correction2_sqrt = math.sqrt(1 - beta2**self.step_count)
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
-            g = self.decayed_grad(p)
+            g = self.adam_grad(p)
             m += (g - m) * (1 - beta1)  # torch: m.lerp_(g, 1 - β1)
             v *= beta2
             v += g * g * (1 - beta2)
             denom = np.sqrt(v) / bias_correction2_sqrt + self.eps
             p.value -= m / denom * step_size
+
+    def adam_grad(self, p: Parameter) -> np.ndarray:
+        """The g the moments see: Adam folds the weight decay into it, ``g = grad + wd·p``."""
+        return self.decayed_grad(p)
+
+
+class AdamW(Adam):
+    """``torch.optim.AdamW``: Adam with decoupled weight decay (Loshchilov & Hutter).
+
+    The decay shrinks the weights before the Adam update and never enters the moments:
+    p -= lr·wd·p, then Adam's update with g = grad (no decay term):
+    m = β1·m + (1-β1)·g, v = β2·v + (1-β2)·g²,
+    p -= (lr / (1 - β1^t)) · m / (sqrt(v) / sqrt(1 - β2^t) + eps).
+    With wd = 0 it is :class:`Adam`. The default weight decay is torch's, 0.01.
+    """
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, *,
+                 weight_decay: float = 1e-2, **adam_settings: Any) -> None:
+        """Adam's settings (``betas``, ``eps``), with torch's default decay for AdamW."""
+        super().__init__(params, lr, weight_decay=weight_decay, **adam_settings)
+
+    def adam_grad(self, p: Parameter) -> np.ndarray:
+        """Decay ``p`` in place, ``p *= 1 - lr·wd``; the moments see the plain gradient."""
+        if self.weight_decay:
+            # p -= lr·wd·p written as torch writes it: p - p·(lr·wd) rounds differently.
+            p.value *= 1 - self.lr * self.weight_decay
+        return p.grad

@@ -22,6 +22,9 @@ OPTIMIZERS = {
     "adam+weight_decay": OptimizerSpec(
         "adam", 2e-3, {"betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 1e-2}
     ),
+    "adamw": OptimizerSpec(
+        "adamw", 2e-3, {"betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}
+    ),
 }
 
 

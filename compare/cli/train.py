@@ -34,7 +34,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--momentum", type=flags.momentum_factor, default=None,
                         help="for --optimizer momentum (default 0.9)")
     parser.add_argument("--nesterov", action="store_true", help="for --optimizer momentum")
-    parser.add_argument("--weight-decay", type=flags.non_negative_float, default=0.0)
+    parser.add_argument("--weight-decay", type=flags.non_negative_float, default=None,
+                        help="L2 for sgd, momentum and adam, decoupled for adamw (default 0, "
+                             "0.01 for adamw as in torch.optim)")
     parser.add_argument("--schedule", choices=SCHEDULES, default="constant",
                         help="learning rate per epoch: constant, or cosine decay to 0")
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",

@@ -15,7 +15,7 @@ from compare.training.checkpoint import Checkpoint, CheckpointError, network
 from compare.training.config import TrainConfig
 from compare.training.optimizers import OptimizerSpec
 
-OPTIMIZER_ARRAYS = {"sgd": 0, "momentum": 1, "adam": 2}
+OPTIMIZER_ARRAYS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
 """The arrays an optimizer keeps per parameter."""
 
 

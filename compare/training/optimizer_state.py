@@ -16,20 +16,22 @@ from typing import Any
 
 import numpy as np
 
-from compare.training.optimizers import OptimizerSpec
+from compare.training.optimizers import ADAM_NAMES, OptimizerSpec
 
 MEANS_OF_SQUARES = ("exp_avg_sq",)
-"""Entries that are running means of squared gradients (Adam's second moment): never below 0."""
+"""Entries that are running means of squared gradients (Adam's and AdamW's second moment): never
+below 0."""
 
 
 def expected_entries(twin: str, optimizer: str, steps_taken: int) -> frozenset[str]:
     """The state entries each parameter has after ``steps_taken`` steps: torch.optim makes its
-    buffers at the first step; scratch's Adam holds its zero moments from the start."""
+    buffers at the first step; scratch's Adam and AdamW hold their zero moments from the
+    start."""
     if optimizer == "momentum":
         return frozenset({"momentum_buffer"} if steps_taken else ())
-    if optimizer == "adam" and twin == "torch":
+    if optimizer in ADAM_NAMES and twin == "torch":
         return frozenset({"step", "exp_avg", "exp_avg_sq"} if steps_taken else ())
-    if optimizer == "adam":
+    if optimizer in ADAM_NAMES:
         return frozenset({"exp_avg", "exp_avg_sq"})
     return frozenset()
 
@@ -113,6 +115,6 @@ def check_optimizer_state(state: Mapping[str, Any], twin: str, spec: OptimizerSp
                 if key in MEANS_OF_SQUARES and np.any(array < 0):
                     raise ValueError(f"{where} holds negative values (a mean of squares never "
                                      "does)")
-    if twin == "scratch" and spec.name == "adam":
+    if twin == "scratch" and spec.name in ADAM_NAMES:
         check_step("optimizer step", state.get("step"), steps_taken)
     return dict(per_parameter)

@@ -15,7 +15,11 @@ from compare.errors import UserError
 if TYPE_CHECKING:
     import torch
 
-OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
+OPTIMIZER_NAMES = ("sgd", "momentum", "adam", "adamw")
+ADAM_NAMES = ("adam", "adamw")
+"""The optimizers that keep Adam's two moments per parameter and a step count."""
+DEFAULT_WEIGHT_DECAY = {"adamw": 0.01}
+"""The weight decay when none is given: torch.optim's (0.01 for AdamW, 0 for the others)."""
 
 
 class SettingsError(UserError):
@@ -25,8 +29,9 @@ class SettingsError(UserError):
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """``sgd`` (plain), ``momentum`` (SGD with momentum) or ``adam``, and their settings, named as
-    in ``torch.optim`` (lr, momentum, nesterov, weight_decay, betas, eps)."""
+    """``sgd`` (plain), ``momentum`` (SGD with momentum), ``adam`` or ``adamw`` (Adam with
+    decoupled weight decay), and their settings, named as in ``torch.optim`` (lr, momentum,
+    nesterov, weight_decay, betas, eps)."""
 
     name: str
     lr: float
@@ -40,10 +45,11 @@ class OptimizerSpec:
         *,
         momentum: float | None = None,
         nesterov: bool = False,
-        weight_decay: float = 0.0,
+        weight_decay: float | None = None,
     ) -> OptimizerSpec:
         """The optimizer ``name`` at learning rate ``lr``; ``momentum`` (0.9 when not given) and
-        ``nesterov`` belong to the ``"momentum"`` optimizer alone (SettingsError elsewhere)."""
+        ``nesterov`` belong to the ``"momentum"`` optimizer alone (SettingsError elsewhere);
+        ``weight_decay`` not given is torch's default (:data:`DEFAULT_WEIGHT_DECAY`)."""
         if name not in OPTIMIZER_NAMES:
             raise SettingsError(f"optimizer {name!r}: choose from {', '.join(OPTIMIZER_NAMES)}")
         if name != "momentum" and (momentum is not None or nesterov):
@@ -52,6 +58,8 @@ class OptimizerSpec:
         if not (isinstance(lr, int | float) and not isinstance(lr, bool) and lr > 0 and
                 math.isfinite(lr)):
             raise SettingsError(f"optimizer lr {lr!r}: must be a positive number")
+        if weight_decay is None:
+            weight_decay = DEFAULT_WEIGHT_DECAY.get(name, 0.0)
         settings: dict = {"weight_decay": weight_decay}
         if name == "momentum":
             settings |= {"momentum": 0.9 if momentum is None else momentum,
@@ -60,9 +68,10 @@ class OptimizerSpec:
 
     def weight_decay_limit(self, dtype: str) -> tuple[float, str]:
         """(the weight decay from which training diverges by itself, whatever the data, and
-        why). With SGD the decay alone multiplies the weights by ``1 - lr·wd`` each step (with
-        momentum m they grow once ``lr·wd >= 2(1 + m)``); Adam squares the decay term, which
-        overflows the dtype once ``wd`` reaches the square root of its largest number."""
+        why). With SGD and AdamW the decay alone multiplies the weights by ``1 - lr·wd`` each
+        step (AdamW's own step is at most about lr; with momentum m SGD's weights grow once
+        ``lr·wd >= 2(1 + m)``); Adam squares the decay term, which overflows the dtype once
+        ``wd`` reaches the square root of its largest number."""
         if self.name == "adam":
             return (math.sqrt(float(np.finfo(dtype).max)),
                     f"Adam squares the decay term, which overflows {dtype}")
@@ -70,15 +79,14 @@ class OptimizerSpec:
                 f"with --lr {self.lr:g} the decay alone grows the weights without bound")
 
     def build_scratch(self, params: Iterable[scratch.Parameter]) -> scratch.Optimizer:
-        if self.name == "adam":
-            return scratch.Adam(params, lr=self.lr, **self.settings)
-        return scratch.SGD(params, lr=self.lr, **self.settings)
+        kind = {"adam": scratch.Adam, "adamw": scratch.AdamW}.get(self.name, scratch.SGD)
+        return kind(params, lr=self.lr, **self.settings)
 
     def build_torch(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
         """``torch.optim`` with ``fused=True``: one kernel updates every parameter; the update
         rule is the one of the default implementation."""
         import torch
 
-        if self.name == "adam":
-            return torch.optim.Adam(params, lr=self.lr, fused=True, **self.settings)
-        return torch.optim.SGD(params, lr=self.lr, fused=True, **self.settings)
+        kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(self.name,
+                                                                          torch.optim.SGD)
+        return kind(params, lr=self.lr, fused=True, **self.settings)
