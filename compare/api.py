@@ -121,7 +121,8 @@ def build_twins(arch: Architecture | str | Sequence[int] = DEFAULT_ARCH,
                 activation: str | None = None, *, settings: Mapping[str, float] | None = None,
                 seed: int = 0, dtype: str = "float32", device: str = "cpu") -> Twins:
     """Two networks of one architecture holding identical weights: scratch draws them from
-    ``seed`` as ``nn.Linear`` draws, and they are copied into the torch network.
+    ``seed`` as ``nn.Linear`` draws (or by an Architecture's ``init`` scheme), and they are
+    copied into the torch network.
 
     Args:
         arch: an :class:`~compare.harness.arch.Architecture`, or layer widths, input first and

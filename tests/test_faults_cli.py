@@ -207,7 +207,7 @@ from compare.bench.runner import Workers
 from compare.bench.worker import BenchConfig
 from compare.harness.arch import Architecture
 
-config = BenchConfig(sys.argv[1], "mnist", Architecture.parse(sys.argv[2]), "float32", 0.1, 0,
+config = BenchConfig(sys.argv[1], "mnist", (Architecture.parse(sys.argv[2]),), "float32", 0.1, 0,
                      "cpu")
 workers = Workers(config, ["scratch"], 60)
 workers.ask("scratch", send=False)

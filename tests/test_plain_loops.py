@@ -19,31 +19,57 @@ from compare.training.twin import Twin
 from tests.helpers import assert_states_close
 
 ROWS, BATCH, LR = 50, 16, 0.5  # the last batch is short: 50 = 3 x 16 + 2
+WIDTHS = (12, 7, 5, 3)
 
 
 @pytest.mark.parametrize("backend", ["scratch", "torch"])
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
 def test_plain_loop_epoch_leaves_the_product_weights(backend: str, activation: str) -> None:
-    widths = (12, 7, 5, 3)
-    config = TrainConfig(Architecture(widths, activation), OptimizerSpec.create("sgd", LR), 1,
-                         BATCH, 0, "float64", "cpu")
+    assert_plain_loop_does_the_product_epoch(backend, Architecture(WIDTHS, activation))
+
+
+@pytest.mark.parametrize("backend", ["scratch", "torch"])
+@pytest.mark.parametrize(("activation", "norm", "dropout"), [
+    ("relu", "batch", 0.0), ("tanh", "layer", 0.0), ("sigmoid", "none", 0.3),
+    ("relu", "batch", 0.2), ("leaky_relu", "layer", 0.2)])
+def test_plain_loop_with_norm_and_dropout(backend: str, activation: str, norm: str,
+                                          dropout: float) -> None:
+    """The layers run their own code in the scratch yardstick; the weights, the running
+    statistics and (with dropout) the masks come out as the product's."""
+    assert_plain_loop_does_the_product_epoch(
+        backend, Architecture(WIDTHS, activation, norm=norm, dropout=dropout))
+
+
+def assert_plain_loop_does_the_product_epoch(backend: str, arch: Architecture) -> None:
+    config = TrainConfig(arch, OptimizerSpec.create("sgd", LR), 1, BATCH, 0, "float64", "cpu")
     rng = np.random.default_rng(1)
-    x, y = rng.standard_normal((ROWS, widths[0])), rng.integers(0, widths[-1], ROWS)
+    x, y = rng.standard_normal((ROWS, WIDTHS[0])), rng.integers(0, WIDTHS[-1], ROWS)
     product, plain = build_backend(backend, config), build_backend(backend, config)
     initial = {name: value.copy() for name, value in product.state_dict().items()}
     order = np.random.default_rng(2).permutation(ROWS)
 
     twin = Twin(product, product.loader(x, y), History(backend, "cpu"))
+    seed_torch_dropout(backend)
     StepLoop([twin], BATCH).epoch(order)
     losses = twin.records.losses
     loop = PLAIN_LOOPS[backend](plain, plain.loader(x, y), LR)
+    seed_torch_dropout(backend)  # the same masks again (scratch's twins each hold a generator)
     loop.epoch(order, BATCH)
 
     moved = tolerance.state_rel_diff(product.state_dict(), initial)
     assert moved > 1e-3, f"the product's epoch barely moved the weights ({moved:.1e})"
     assert_states_close(plain.state_dict(), product.state_dict(),
-                        f"{backend} plain loop ({activation}) against the product's epoch")
+                        f"{backend} plain loop ({arch.activation_label}) against the product's "
+                        "epoch")
     if backend == "scratch":  # it records each step's loss, as the product does
         _, rel = tolerance.errors(loop.losses, losses)
         assert rel <= tolerance.FLOAT64_MAX_REL, (
             f"step losses differ by {rel:.2e}; {tolerance.FLOAT64.name}")
+
+
+def seed_torch_dropout(backend: str) -> None:
+    """torch's nn.Dropout draws from torch's global generator."""
+    if backend == "torch":
+        import torch
+
+        torch.manual_seed(5)

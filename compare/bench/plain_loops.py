@@ -5,7 +5,10 @@ product's epoch, on a second copy of the network.
   ``backward``, the step of a default ``torch.optim.SGD``.
 - scratch: the whole step written out inline in NumPy with as few array calls as it takes: no
   layer objects, the activations and the softmax computed in place, one SGD update on the flat
-  parameter array.
+  parameter array. A normalization or dropout has no inline code: with one, a hidden layer's
+  layers (norm, activation, dropout) run their own forward and backward, the product's code, so
+  the product over its yardstick then prices the rest of the step (the loop, the Linear layers,
+  loss, optimizer), not those layers.
 
 Both do the work of the product's SGD step: cross-entropy on the logits, every weight and bias
 updated; tests check that an epoch of either leaves the same weights as the product's epoch. The
@@ -16,6 +19,7 @@ fresh arrays, checks) costs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -81,33 +85,48 @@ INLINE_ACTIVATIONS: dict[str, Activation] = {
 }
 """Activations of the layer table, by name, as (forward in place on its output, backward: multiply
 the upstream gradient by the derivative computed from the output, using a work array). Another
-activation runs its own layer's forward and backward (:func:`layer_activation`)."""
+activation, or an activation with a normalization or dropout beside it, runs its layers' own
+forward and backward (:func:`layers_activation`)."""
 
 
-def layer_activation(layer: scratch.Module) -> Activation:
-    """A scratch activation layer as an :data:`Activation`, for one that has no inline code."""
+def layers_activation(layers: list[scratch.Module]) -> Activation:
+    """Scratch layers run one after the other as one :data:`Activation`: for what has no inline
+    code (an activation the table added later, a normalization, dropout)."""
     def forward(h: np.ndarray) -> None:
-        h[...] = layer.forward(h.copy())
+        x = h.copy()  # a layer may keep its input for backward; h is overwritten
+        for layer in layers:
+            x = layer.forward(x)
+        h[...] = x
 
     def backward(y: np.ndarray, dy: np.ndarray, work: np.ndarray) -> None:
-        dy[...] = layer.backward(dy)
+        grad = dy
+        for layer in reversed(layers):
+            grad = layer.backward(grad)
+        dy[...] = grad
 
     return forward, backward
 
 
 def hidden_activations(layers: list[scratch.Module]) -> list[Activation]:
-    """The activation after each Linear layer of ``layers`` but the last (the logits), as
-    :data:`Activation` s. ValueError naming the layer where the network is not ``Linear, act,
-    Linear, ..., act, Linear``."""
+    """What runs between each two Linear layers of ``layers`` (a normalization, an activation,
+    dropout), as one :data:`Activation` per hidden layer. ValueError naming the layer where the
+    network is not Linear layers, logits last, with layers of the table between them."""
     kinds = [kind_of(layer) for layer in layers]
+    linear = [kind is not None and kind.name == "linear" for kind in kinds]
     for index, kind in enumerate(kinds):
-        fits = kind is not None and (kind.activation if index % 2 else kind.name == "linear")
-        if not fits or (index == len(kinds) - 1 and index % 2):
-            raise ValueError(f"the yardstick needs Linear layers with an activation between "
-                             f"them, logits last; layer {index} "
+        if kind is None or kind.name == "softmax" or (index in (0, len(kinds) - 1)
+                                                       and not linear[index]):
+            raise ValueError(f"the yardstick needs a Linear layer first and last (the "
+                             f"logits) and layers of the table between; layer {index} "
                              f"({type(layers[index]).__name__}) does not fit")
-    return [INLINE_ACTIVATIONS.get(kinds[index].name) or layer_activation(layers[index])
-            for index in range(1, len(layers), 2)]
+    starts = [index for index, is_linear in enumerate(linear) if is_linear]
+    return [inline_or_layers(layers[start + 1 : stop]) for start, stop in pairwise(starts)]
+
+
+def inline_or_layers(layers: list[scratch.Module]) -> Activation:
+    """The inline code of a lone activation that has it, else the layers' own."""
+    name = kind_of(layers[0]).name if len(layers) == 1 else ""
+    return INLINE_ACTIVATIONS.get(name) or layers_activation(layers)
 
 
 def flatten_parameters(params: list[scratch.Parameter]) -> tuple[np.ndarray, np.ndarray]:
@@ -134,8 +153,8 @@ class NumpyPlainLoop:
 
     def __init__(self, backend: ScratchBackend, loader: ScratchLoader, lr: float) -> None:
         layers = list(backend.logits_model)
-        self.linears = layers[::2]
         self.activations = hidden_activations(layers)
+        self.linears = [layer for layer in layers if isinstance(layer, scratch.Linear)]
         self.values, self.grads = flatten_parameters(backend.model.parameters())
         self.update = np.zeros_like(self.values)
         self.train_x, self.train_y, self.lr = loader.x, loader.y, lr

@@ -43,7 +43,9 @@ epoch that follows."""
 class BenchConfig:
     data_dir: str
     dataset: str
-    arch: Architecture
+    networks: tuple[Architecture, ...]
+    """The networks timed: the plain one (no norm, no dropout) first; they differ in their
+    layers only, never in their widths."""
     dtype: str
     lr: float
     seed: int
@@ -59,7 +61,8 @@ def synchronize(backend: Backend) -> None:
 
 
 class Worker:
-    """Lives in the worker process: one backend per batch size, all sharing the loaded data."""
+    """Lives in the worker process: one backend per (network, batch size), all sharing the
+    loaded data. A network is given by its index in ``BenchConfig.networks``."""
 
     def __init__(self, name: str, config: BenchConfig) -> None:
         from compare.data import load_splits
@@ -67,79 +70,85 @@ class Worker:
         self.name, self.config = name, config
         self.splits = load_splits(Path(config.data_dir), config.dataset, val_size=0,
                                   seed=config.seed, dtype=parse_dtype(config.dtype))
-        self.orders = EpochOrders(len(self.splits.train_y), config.seed)
-        self.backends: dict[tuple[str, int], tuple[Backend, Loader]] = {}
-        self.repeats: dict[int, int] = {}  # epochs timed so far, per batch size
-        self.plain_loops: dict[int, Any] = {}  # the yardstick per batch size
+        # one shuffle per network, all alike: each network's n-th epoch sees the same batches
+        self.orders = [EpochOrders(len(self.splits.train_y), config.seed)
+                       for _ in config.networks]
+        self.backends: dict[tuple[str, int, int], tuple[Backend, Loader]] = {}
+        self.repeats: dict[tuple[int, int], int] = {}  # epochs timed, per (network, batch size)
+        self.plain_loops: dict[tuple[int, int], Any] = {}  # the yardstick, the same keys
 
-    def backend(self, batch_size: int, role: str = "product") -> tuple[Backend, Loader]:
+    def backend(self, network: int, batch_size: int, role: str = "product"
+                ) -> tuple[Backend, Loader]:
         """The backend timed at ``batch_size`` and its loader; role "plain" is a second copy,
         whose network and data the yardstick trains."""
-        if (role, batch_size) not in self.backends:
-            config = TrainConfig(self.config.arch, OptimizerSpec.create("sgd", self.config.lr), 1,
-                                 batch_size, self.config.seed, self.config.dtype,
-                                 self.config.device)
+        key = (role, network, batch_size)
+        if key not in self.backends:
+            config = TrainConfig(self.config.networks[network],
+                                 OptimizerSpec.create("sgd", self.config.lr), 1, batch_size,
+                                 self.config.seed, self.config.dtype, self.config.device)
             backend = build_backend(self.name, config)
-            self.backends[role, batch_size] = (
-                backend, backend.loader(self.splits.train_x, self.splits.train_y))
-        return self.backends[role, batch_size]
+            self.backends[key] = (backend, backend.loader(self.splits.train_x,
+                                                          self.splits.train_y))
+        return self.backends[key]
 
-    def epoch(self, batch_size: int) -> tuple[float, float, float, float]:
+    def epoch(self, network: int, batch_size: int) -> tuple[float, float, float, float]:
         """(epoch, floor, data, plain loop) seconds for one epoch at ``batch_size``; the plain loop
         is timed before the epoch on every other call and after it on the rest, so neither gains
         from going second."""
+        timed = self.repeats.get((network, batch_size), 0)
         with blas_thread_policy(batch_size):
-            order = self.orders.next()
-            plain_first = self.repeats.get(batch_size, 0) % 2 == 1
-            plain = self.plain_loop_seconds(batch_size, order) if plain_first else 0.0
-            epoch = self.product_epoch_seconds(batch_size, order)
+            order = self.orders[network].next()
+            plain_first = timed % 2 == 1
+            plain = self.plain_loop_seconds(network, batch_size, order) if plain_first else 0.0
+            epoch = self.product_epoch_seconds(network, batch_size, order)
             if not plain_first:
-                plain = self.plain_loop_seconds(batch_size, order)
-            data = self.data_seconds(batch_size, order)
-            floor = self.floor_seconds(batch_size)
-        self.repeats[batch_size] = self.repeats.get(batch_size, 0) + 1
+                plain = self.plain_loop_seconds(network, batch_size, order)
+            data = self.data_seconds(network, batch_size, order)
+            floor = self.floor_seconds(network, batch_size)
+        self.repeats[network, batch_size] = timed + 1
         return epoch, floor, data, plain
 
-    def product_epoch_seconds(self, batch_size: int, order: np.ndarray) -> float:
+    def product_epoch_seconds(self, network: int, batch_size: int, order: np.ndarray) -> float:
         """An epoch of the training loop's own :class:`StepLoop`."""
-        backend, loader = self.backend(batch_size)
+        backend, loader = self.backend(network, batch_size)
         twin = Twin(backend, loader, History(self.name, str(backend.device)))
         time.sleep(SETTLE_SECONDS)
         synchronize(backend)
         StepLoop([twin], batch_size).epoch(order)
         return twin.records.seconds
 
-    def plain_loop_seconds(self, batch_size: int, order: np.ndarray) -> float:
+    def plain_loop_seconds(self, network: int, batch_size: int, order: np.ndarray) -> float:
         """The backend's yardstick (:mod:`compare.bench.plain_loops`) on the same batches, on a
         second copy of the network."""
-        backend, loader = self.backend(batch_size, role="plain")  # its optimizer stays unused
-        if batch_size not in self.plain_loops:
-            self.plain_loops[batch_size] = PLAIN_LOOPS[self.name](backend, loader, self.config.lr)
+        backend, loader = self.backend(network, batch_size, role="plain")  # optimizer unused
+        key = (network, batch_size)
+        if key not in self.plain_loops:
+            self.plain_loops[key] = PLAIN_LOOPS[self.name](backend, loader, self.config.lr)
         time.sleep(SETTLE_SECONDS)
         synchronize(backend)
         started = time.perf_counter()
-        self.plain_loops[batch_size].epoch(order, batch_size)
+        self.plain_loops[key].epoch(order, batch_size)
         synchronize(backend)
         return time.perf_counter() - started
 
-    def data_seconds(self, batch_size: int, order: np.ndarray) -> float:
+    def data_seconds(self, network: int, batch_size: int, order: np.ndarray) -> float:
         """The shuffle's batches gathered, without the steps."""
-        backend, loader = self.backend(batch_size)
+        backend, loader = self.backend(network, batch_size)
         started = time.perf_counter()
         for _ in loader.batches(order, batch_size):
             pass
         synchronize(backend)
         return time.perf_counter() - started
 
-    def floor_seconds(self, batch_size: int) -> float:
+    def floor_seconds(self, network: int, batch_size: int) -> float:
         """The training step's matrix products alone (see :func:`floor_seconds`)."""
-        backend, _ = self.backend(batch_size)
+        backend, _ = self.backend(network, batch_size)
         batches = batch_bounds(len(self.splits.train_y), batch_size)
-        return floor_seconds(self.config.arch.widths, batches,
+        return floor_seconds(self.config.networks[network].widths, batches,
                              *matmul_library(self.name, backend, self.config.dtype))
 
-    def accuracy(self, batch_size: int) -> float:
-        backend, _ = self.backend(batch_size)
+    def accuracy(self, network: int, batch_size: int) -> float:
+        backend, _ = self.backend(network, batch_size)
         return backend.evaluate(self.splits.test_x, self.splits.test_y).accuracy
 
 
@@ -194,9 +203,10 @@ def peak_rss_mib() -> float:
 
 def serve(name: str, config: BenchConfig, connection: multiprocessing.connection.Connection
           ) -> None:
-    """The worker's main: answer ("epoch" | "accuracy", batch size) requests until None. Ctrl-C
-    is the parent's to handle: it ends the workers. A worker whose parent is gone (killed by any
-    signal) ends at once and quietly: there is no one left to answer."""
+    """The worker's main: answer ("epoch" | "accuracy", batch size, network) requests until None
+    (a network by its index in ``config.networks``). Ctrl-C is the parent's to handle: it ends
+    the workers. A worker whose parent is gone (killed by any signal) ends at once and quietly:
+    there is no one left to answer."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     end_with_parent()
     try:
@@ -212,8 +222,9 @@ def answer(name: str, config: BenchConfig, connection: multiprocessing.connectio
         worker = Worker(name, config)
         connection.send(("ok", "torch" in sys.modules))
         while (request := connection.recv()) is not None:
-            kind, batch_size = request
-            result = worker.epoch(batch_size) if kind == "epoch" else worker.accuracy(batch_size)
+            kind, batch_size, network = request
+            result = (worker.epoch(network, batch_size) if kind == "epoch"
+                      else worker.accuracy(network, batch_size))
             connection.send(("ok", result))
         connection.send(("ok", peak_rss_mib()))
     except (EOFError, BrokenPipeError, ConnectionResetError):

@@ -1,17 +1,23 @@
-"""``compare bench``: seconds per epoch of each twin against the matrix-product floor."""
+"""``compare bench``: seconds per epoch of each twin against the matrix-product floor, and of
+each network with normalization or dropout against the plain network."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import compare.cli.flags as flags
 from compare.data import DATASETS
 
+if TYPE_CHECKING:
+    from compare.harness.arch import Architecture
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("bench", help="seconds per epoch against the matmul floor")
-    flags.add_network_flags(parser, dtype="float32")
+    flags.add_network_flags(parser, dtype="float32", layer_lists=True)
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--dataset", choices=list(DATASETS), default="mnist")
     parser.add_argument("--batch-sizes", type=flags.int_list, default=[32, 64, 128, 256])
@@ -43,6 +49,29 @@ def check_flags(args: argparse.Namespace, poll_seconds: float) -> list[str]:
     return backends
 
 
+def networks_of(args: argparse.Namespace) -> tuple[Architecture, ...]:
+    """The networks to time: the plain one (``--arch``, ``--activation``, ``--init``, no norm, no
+    dropout) first, then one per combination of the ``--norm`` and ``--dropout`` values."""
+    norms = distinct(args.norm.split(","), "--norm", args.norm)
+    try:
+        dropouts = distinct([float(p) for p in args.dropout.split(",")], "--dropout", args.dropout)
+    except ValueError:
+        raise flags.UsageError(f"--dropout {args.dropout!r}: expected probabilities joined by "
+                               "','") from None
+    plain = flags.classifier(argparse.Namespace(**vars(args) | {"norm": "none", "dropout": 0.0}))
+    grid = [replace(plain, norm=norm, dropout=dropout) for norm in norms for dropout in dropouts]
+    return tuple(dict.fromkeys([plain, *grid]))
+
+
+def distinct(values: list, flag: str, given: str) -> list:
+    """``values`` (a flag's, joined by ',' in ``given``), refused if one is given twice."""
+    twice = [value for index, value in enumerate(values) if value in values[:index]]
+    if twice:
+        raise flags.UsageError(f"{flag} {given}: {twice[0]} given more than once; give each "
+                               "once")
+    return values
+
+
 def run(args: argparse.Namespace) -> int:
     from compare.bench.runner import POLL_SECONDS, BenchConfig, rows_json, run_bench, table
     from compare.data import load_splits
@@ -50,19 +79,21 @@ def run(args: argparse.Namespace) -> int:
     from compare.memory import Footprint, check_fits
     from compare.training.backend import EVALUATION_ROWS
 
-    arch = flags.classifier(args)
+    networks = networks_of(args)
+    arch = networks[0]
     backends = check_flags(args, POLL_SECONDS)
     device = flags.resolve_device(args.device) if "torch" in backends else "cpu"
     # bad data fails here, once, before the workers; the bench trains on the whole training file
     splits = load_splits(Path(args.data_dir), args.dataset, val_size=0)
     flags.check_input_width(arch, splits.train_x.shape[1], args.dataset)
     footprint = Footprint(arch.widths, parse_dtype(args.dtype)().itemsize,
-                          networks=2 * len(args.batch_sizes), arrays_per_parameter=3,
+                          networks=2 * len(args.batch_sizes) * len(networks),
+                          arrays_per_parameter=3,
                           batch_size=min(max(args.batch_sizes), len(splits.train_y)),
                           evaluation_rows=EVALUATION_ROWS)
     check_fits(footprint, "the bench's workers", "--batch-sizes")
     del splits
-    config = BenchConfig(args.data_dir, args.dataset, arch, args.dtype, args.lr, args.seed,
+    config = BenchConfig(args.data_dir, args.dataset, networks, args.dtype, args.lr, args.seed,
                          device)
     out = flags.output(args)
     rows = run_bench(config, backends, args.batch_sizes, args.repeats,

@@ -171,7 +171,10 @@ def int_list(text: str) -> list[int]:
     return values
 
 
-def add_network_flags(parser: argparse.ArgumentParser, *, dtype: str) -> None:
+def add_network_flags(parser: argparse.ArgumentParser, *, dtype: str, layer_lists: bool = False
+                      ) -> None:
+    """--arch, --activation and its settings, the layer flags (with ``layer_lists``, --norm and
+    --dropout take several values joined by ',', as text), --dtype, --seed."""
     parser.add_argument("--arch", default="784-128-64-10",
                         help="layer widths, input first and classes last (default %(default)s)")
     parser.add_argument("--activation", default="relu",
@@ -181,21 +184,24 @@ def add_network_flags(parser: argparse.ArgumentParser, *, dtype: str) -> None:
         parser.add_argument(setting.flag, type=float, default=None, metavar="X",
                             help=f"{setting.help}, for --activation {' or '.join(kinds)} "
                                  f"(default {setting.default:g})")
-    add_layer_flags(parser)
+    add_layer_flags(parser, layer_lists=layer_lists)
     parser.add_argument("--dtype", default=dtype, help="float32 or float64 (default %(default)s)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="fixes every random draw (%(default)s)")
 
 
-def add_layer_flags(parser: argparse.ArgumentParser) -> None:
+def add_layer_flags(parser: argparse.ArgumentParser, *, layer_lists: bool = False) -> None:
     """--norm, --dropout, --init and --init-std: what goes between the Linear layers besides the
-    activation, and how the weights are drawn."""
+    activation, and how the weights are drawn; with ``layer_lists``, --norm and --dropout are text
+    that may join several values by ','."""
+    several = " (several joined by ',')" if layer_lists else ""
     parser.add_argument("--norm", default="none",
                         help=f"a normalization after every hidden Linear: "
-                             f"{', '.join(NORM_CHOICES)} (default %(default)s)")
-    parser.add_argument("--dropout", type=float, default=0.0, metavar="P",
-                        help="Dropout(P) after every hidden activation, P in [0, 1] (default 0: "
-                             "none)")
+                             f"{', '.join(NORM_CHOICES)}{several} (default %(default)s)")
+    parser.add_argument("--dropout", type=str if layer_lists else float,
+                        default="0" if layer_lists else 0.0,
+                        metavar="P", help=f"Dropout(P) after every hidden activation, P in [0, 1]"
+                                          f"{several} (default 0: none)")
     parser.add_argument("--init", default="torch",
                         help=f"how the weights are drawn: {', '.join(INIT_CHOICES)} (default "
                              "%(default)s: as nn.Linear draws them)")
