@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from compare.data import NUM_CLASSES, Splits
 from compare.errors import CheckError
 from compare.harness.arch import Architecture
+from compare.harness.twins import StateDict
 from compare.training.config import TrainConfig
 from compare.training.divergence import DivergenceError
 from compare.training.history import EpochRecord
@@ -33,21 +34,23 @@ class LessonContext:
     backends: list[str]
     splits: Splits | None  # None for a lesson with a problem of its own (Lesson.uses_data)
     dataset: str
-    logdir: Path  # runs/lesson-<name>, one sub-folder per configuration
+    logdir: Path  # runs/lesson-<name>, one sub-folder per configuration (runner.teach makes it)
     seed: int
-    stop: StopRequest
+    stop: StopRequest = field(default_factory=StopRequest)  # runner.teach gives a live one
     log: Callable[[str], None] = print
 
 
 @dataclass
 class Outcome:
-    """One configuration trained by one twin: its epochs, and where it diverged (if it did)."""
+    """One configuration trained by one twin: its epochs, where it diverged (if it did), and
+    the trained weights (None when it diverged)."""
 
     history: list[EpochRecord]
     test_accuracy: float = math.nan
     train_accuracy: float = math.nan
     diverged_at: int | None = None  # the global step of the first non-finite value
     seconds: float = 0.0
+    state: StateDict | None = None
 
 
 def sgd_config(context: LessonContext, hidden: tuple[int, ...], activation: str, *, lr: float,
@@ -96,7 +99,7 @@ def _train_twin(context: LessonContext, run: Run) -> Outcome:
                        seconds=time.perf_counter() - started)
     train_accuracy = twin.backend.evaluate(run.splits.train_x, run.splits.train_y).accuracy
     return Outcome(history.epochs, history.test.accuracy, train_accuracy,
-                   seconds=time.perf_counter() - started)
+                   seconds=time.perf_counter() - started, state=twin.backend.state_dict())
 
 
 def _summary(outcome: Outcome) -> str:
@@ -131,10 +134,10 @@ class Lesson:
     def run(self, context: LessonContext) -> LessonReport:
         raise NotImplementedError
 
-    def report(self, context: LessonContext, rows: list[Row], holds: bool, reason: str
-               ) -> LessonReport:
+    def report(self, context: LessonContext, rows: list[Row], holds: bool, reason: str,
+               pictures: dict[str, bytes] | None = None) -> LessonReport:
         return LessonReport(self.name, self.claim, rows, holds, reason, context.logdir,
-                            self.dtype, self.look_at)
+                            self.dtype, self.look_at, pictures or {})
 
 
 @dataclass
@@ -144,9 +147,10 @@ class LessonReport:
     rows: list[Row]
     holds: bool
     reason: str
-    runs: Path
+    runs: Path | None  # None: run in a temporary folder, gone (compare.run_lesson)
     dtype: str
     look_at: str  # what to open in TensorBoard
+    pictures: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG bytes
 
     @property
     def verdict(self) -> str:
@@ -161,18 +165,32 @@ class LessonReport:
             return None
         return max((abs(a - b) / max(abs(a), abs(b)) if a != b else 0.0) for a, b in pairs)
 
+    def picture_files(self) -> list[str]:
+        """Where :meth:`write_pictures` puts the pictures (their names without ``runs``)."""
+        return [name if self.runs is None else str(self.runs / name) for name in self.pictures]
+
+    def write_pictures(self) -> None:
+        """Each picture as a PNG file in ``runs``."""
+        for name, picture in self.pictures.items():
+            (self.runs / name).write_bytes(picture)
+
     def to_json(self) -> dict:
         return {"lesson": self.name, "claim": self.claim, "verdict": self.verdict,
                 "reason": self.reason, "dtype": self.dtype,
-                "twin_max_rel_difference": self.twin_difference(), "runs": str(self.runs),
+                "twin_max_rel_difference": self.twin_difference(),
+                "runs": None if self.runs is None else str(self.runs),
+                "pictures": self.picture_files(),
                 "figures": [{"figure": r.figure, "config": r.config, "values": r.values,
                              "twins_must_agree": r.math} for r in self.rows]}
 
     def table(self) -> str:
         twins = list(self.rows[0].values) if self.rows else []
         width = max(len(row.figure) for row in self.rows) + 2
+        kept = "not kept" if self.runs is None else f"in {self.runs}"
         lines = [f"lesson {self.name}: {self.claim}",
-                 f"runs in {self.runs} (TensorBoard: {self.look_at})", "",
+                 f"runs {kept} (TensorBoard: {self.look_at})",
+                 *([f"pictures: {', '.join(self.picture_files())}"] if self.pictures else []),
+                 "",
                  f"{'figure':<{width}}{'config':<18}" + "".join(f"{t:>12}" for t in twins)]
         lines += [f"{row.figure:<{width}}{row.config:<18}" +
                   "".join(f"{_number(row.values[t]):>12}" for t in twins) for row in self.rows]
