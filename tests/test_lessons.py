@@ -29,6 +29,7 @@ SWAPPED = {  # the configuration that should succeed, in place of the one that s
     "batch-size": {"batch_sizes": (128, 128)},  # the same batch size twice
     "overfitting": {"epochs": 5},  # stopped before it memorizes
     "width": {"widths": (128, 128)},  # wide enough on both sides
+    "pattern-detector": {"shuffle_labels": True},  # labels that no template can follow
 }
 
 
@@ -66,6 +67,12 @@ def test_the_claim_holds_and_the_twins_agree(name: str, tmp_path: Path,
     runs = Path(report["runs"])
     assert runs == tmp_path / f"lesson-{name}"
     assert {path.name for path in runs.glob("*/*")} == {"scratch", "torch"}
+    pictures = {Path(path) for path in report["pictures"]}
+    assert pictures == set(runs.glob("*.png")), report["pictures"]
+    by_twin = {twin: {path.read_bytes() for path in pictures if path.stem.endswith(twin)}
+               for twin in ("scratch", "torch")}
+    assert by_twin["scratch"] == by_twin["torch"], (
+        f"{name}: the twins' pictures differ; in float64 they draw the same pixels")
 
 
 @pytest.fixture(scope="module")

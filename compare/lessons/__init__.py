@@ -6,9 +6,10 @@ from compare.lessons.collapse import LinearCollapse
 from compare.lessons.gradients import VanishingGradients
 from compare.lessons.hyperparameters import BatchSize, LearningRate
 from compare.lessons.neuron import NeuronVsLayer
+from compare.lessons.pattern_detector import PatternDetector
 
 LESSONS = {lesson.name: lesson for lesson in (
     LinearCollapse(), NeuronVsLayer(), VanishingGradients(), LearningRate(), BatchSize(),
-    Overfitting(), Width())}
+    Overfitting(), Width(), PatternDetector())}
 
 __all__ = ["LESSONS"]
