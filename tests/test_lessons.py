@@ -30,6 +30,7 @@ SWAPPED = {  # the configuration that should succeed, in place of the one that s
     "overfitting": {"epochs": 5},  # stopped before it memorizes
     "width": {"widths": (128, 128)},  # wide enough on both sides
     "pattern-detector": {"shuffle_labels": True},  # labels that no template can follow
+    "straight-line": {"activation": "none"},  # the network collapses into one Linear layer
 }
 
 

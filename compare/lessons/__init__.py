@@ -7,9 +7,10 @@ from compare.lessons.gradients import VanishingGradients
 from compare.lessons.hyperparameters import BatchSize, LearningRate
 from compare.lessons.neuron import NeuronVsLayer
 from compare.lessons.pattern_detector import PatternDetector
+from compare.lessons.straight_line import StraightLine
 
 LESSONS = {lesson.name: lesson for lesson in (
     LinearCollapse(), NeuronVsLayer(), VanishingGradients(), LearningRate(), BatchSize(),
-    Overfitting(), Width(), PatternDetector())}
+    Overfitting(), Width(), PatternDetector(), StraightLine())}
 
 __all__ = ["LESSONS"]
