@@ -73,7 +73,7 @@ def test_each_name_is_its_module_s_own(name: str) -> None:
 
 
 @pytest.mark.parametrize("function", [compare.load_data, compare.build_twins,
-                                      compare.check_parity, compare.fit])
+                                      compare.check_parity, compare.fit, compare.run_lesson])
 def test_functions_are_typed(function: Callable) -> None:
     signature = inspect.signature(function)
     assert signature.return_annotation is not inspect.Signature.empty
@@ -242,6 +242,44 @@ def test_check_parity_is_compare_parity() -> None:
     expected = run_parity(compare.Architecture.parse("10-6-4", "sigmoid"), batch_size=5, seed=2)
     assert report.ok and report.table() == expected.table()
     assert report.max_rel_error <= tolerance.FLOAT64_MAX_REL
+
+
+# ---------------------------------------------------------------- run_lesson
+
+
+def test_run_lesson_returns_the_verdict_and_pictures_and_keeps_runs_only_when_asked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    report = compare.run_lesson("pattern-detector", backend="scratch", seed=1)
+    assert report.holds, report.reason
+    assert report.runs is None and "runs not kept" in report.table()
+    assert list(report.pictures) == ["templates-scratch.png"]
+    assert PIL.Image.open(io.BytesIO(report.pictures["templates-scratch.png"])).format == "PNG"
+    assert list(tmp_path.iterdir()) == []
+    kept = compare.run_lesson("pattern-detector", backend="scratch", seed=1, logdir="runs")
+    assert kept.runs == Path("runs") / "lesson-pattern-detector"
+    assert (kept.runs / "templates-scratch.png").read_bytes() == (
+        report.pictures["templates-scratch.png"]), "one seed, one picture"
+    assert {path.name for path in kept.runs.glob("*/*")} == {"scratch"}
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"name": "patterns"}, "lesson 'patterns': choose one of linear-collapse, "),
+    ({"name": "width", "backend": "gpu"}, "backend 'gpu': choose from scratch, torch, both"),
+    ({"name": "width", "seed": -1}, "seed must be a whole number >= 0, got -1"),
+    ({"name": "width", "logdir": 3}, "logdir must be a folder or None, got int"),
+    ({"name": "width", "logdir": "notes.txt"}, "logdir 'notes.txt': is a file, not a folder"),
+    ({"name": "width", "source": "mnsit"}, "'mnsit' is neither a dataset name"),
+])
+def test_run_lesson_refuses_bad_arguments_in_one_line(arguments: dict, message: str,
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a folder")
+    with pytest.raises(compare.ArgumentError) as raised:
+        compare.run_lesson(**arguments)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
 
 
 # ---------------------------------------------------------------- the README's programs
