@@ -186,9 +186,9 @@ class LessonReport:
     def table(self) -> str:
         twins = list(self.rows[0].values) if self.rows else []
         width = max(len(row.figure) for row in self.rows) + 2
-        kept = "not kept" if self.runs is None else f"in {self.runs}"
-        lines = [f"lesson {self.name}: {self.claim}",
-                 f"runs {kept} (TensorBoard: {self.look_at})",
+        kept = ("runs not kept (no logdir given)" if self.runs is None else
+                f"runs in {self.runs} (TensorBoard: {self.look_at})")
+        lines = [f"lesson {self.name}: {self.claim}", kept,
                  *([f"pictures: {', '.join(self.picture_files())}"] if self.pictures else []),
                  "",
                  f"{'figure':<{width}}{'config':<18}" + "".join(f"{t:>12}" for t in twins)]
