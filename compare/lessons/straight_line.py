@@ -6,6 +6,7 @@ to the line's figure."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,8 +139,10 @@ class StraightLine(Lesson):
         config = TrainConfig(arch, OptimizerSpec.create("momentum", self.lr),
                              batch_size=len(classes), seed=context.seed, dtype=self.dtype)
         backend = build_backend(twin, config)
+        started = time.perf_counter()
         with one_thread():
             losses = self.descend(backend, points, classes, context, f"{label} ({twin})")
+            seconds = time.perf_counter() - started
             train, test = (backend.evaluate(points, classes),
                            backend.evaluate(test_points, test_classes))
             answers = answered_classes(backend, plane_grid())
@@ -150,7 +153,7 @@ class StraightLine(Lesson):
             add_image(writer, "Boundary/decision_regions", regions_image(
                 {f"{label}: {train.accuracy:.1%}": answers}, points, classes, LEGEND), self.steps)
         context.log(f"  {label:<16} {twin:>7}: {self.steps} steps, train loss {losses[-1]:.4f}, "
-                    f"training accuracy {train.accuracy:.4f}")
+                    f"training accuracy {train.accuracy:.4f}, {seconds:.1f} s")
         return Fitted(train.accuracy, test.accuracy, float(losses[-1]), answers)
 
     def descend(self, backend: Backend, points: np.ndarray, classes: np.ndarray,
