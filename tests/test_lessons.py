@@ -34,6 +34,8 @@ SWAPPED = {  # the configuration that should succeed, in place of the one that s
     "init": {"symmetric": "kaiming"},  # Kaiming's neurons where zeros' should stay identical
     "batchnorm": {"norm": "none"},  # no batch norm on either side
     "early-stopping": {"overfitting": Overfitting(epochs=5)},  # the best epoch is the last
+    "pattern-detector": {"shuffle_labels": True},  # labels that no template can follow
+    "straight-line": {"activation": "none"},  # the network collapses into one Linear layer
 }
 
 
@@ -71,6 +73,12 @@ def test_the_claim_holds_and_the_twins_agree(name: str, tmp_path: Path,
     runs = Path(report["runs"])
     assert runs == tmp_path / f"lesson-{name}"
     assert {path.name for path in runs.glob("*/*")} == {"scratch", "torch"}
+    pictures = {Path(path) for path in report["pictures"]}
+    assert pictures == set(runs.glob("*.png")), report["pictures"]
+    by_twin = {twin: {path.read_bytes() for path in pictures if path.stem.endswith(twin)}
+               for twin in ("scratch", "torch")}
+    assert by_twin["scratch"] == by_twin["torch"], (
+        f"{name}: the twins' pictures differ; in float64 they draw the same pixels")
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,12 @@ from compare.lessons.gradients import VanishingGradients
 from compare.lessons.hyperparameters import BatchSize, LearningRate
 from compare.lessons.initialization import Initialization
 from compare.lessons.neuron import NeuronVsLayer
+from compare.lessons.pattern_detector import PatternDetector
+from compare.lessons.straight_line import StraightLine
 
 LESSONS = {lesson.name: lesson for lesson in (
     LinearCollapse(), NeuronVsLayer(), VanishingGradients(), LearningRate(), BatchSize(),
     Overfitting(), Width(), DropoutVsOverfitting(), Initialization(), BatchNormVsVanishing(),
-    EarlyStopping())}
+    EarlyStopping(), PatternDetector(), StraightLine())}
 
 __all__ = ["LESSONS"]

@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from compare.data import NUM_CLASSES, Splits
 from compare.errors import CheckError
 from compare.harness.arch import Architecture
+from compare.harness.twins import StateDict
 from compare.training.backend import Backend
 from compare.training.config import TrainConfig
 from compare.training.divergence import DivergenceError
@@ -34,16 +35,16 @@ class LessonContext:
     backends: list[str]
     splits: Splits | None  # None for a lesson with a problem of its own (Lesson.uses_data)
     dataset: str
-    logdir: Path  # runs/lesson-<name>, one sub-folder per configuration
+    logdir: Path  # runs/lesson-<name>, one sub-folder per configuration (runner.teach makes it)
     seed: int
-    stop: StopRequest
+    stop: StopRequest = field(default_factory=StopRequest)  # runner.teach gives a live one
     log: Callable[[str], None] = print
 
 
 @dataclass
 class Outcome:
     """One configuration trained by one twin: its epochs, where it diverged (if it did), and the
-    trained twin (its network and weights) with the folder its run wrote."""
+    trained twin (its network and weights, None when it diverged) with the folder its run wrote."""
 
     history: list[EpochRecord]
     test_accuracy: float = math.nan
@@ -54,6 +55,7 @@ class Outcome:
     folder: Path | None = None
     test_loss: float = math.nan
     best_checkpoint: Path | None = None  # with early stopping (patience): checkpoint-best
+    state: StateDict | None = None
 
 
 def sgd_config(context: LessonContext, hidden: tuple[int, ...], activation: str, *, lr: float,
@@ -107,7 +109,7 @@ def _train_twin(context: LessonContext, run: Run) -> Outcome:
     return Outcome(history.epochs, history.test.accuracy, train_accuracy,
                    seconds=time.perf_counter() - started, backend=twin.backend,
                    folder=run.folder / twin.name, test_loss=history.test.loss,
-                   best_checkpoint=best)
+                   best_checkpoint=best, state=twin.backend.state_dict())
 
 
 def _summary(outcome: Outcome) -> str:
@@ -155,10 +157,10 @@ class Lesson:
     def run(self, context: LessonContext) -> LessonReport:
         raise NotImplementedError
 
-    def report(self, context: LessonContext, rows: list[Row], holds: bool, reason: str
-               ) -> LessonReport:
+    def report(self, context: LessonContext, rows: list[Row], holds: bool, reason: str,
+               pictures: dict[str, bytes] | None = None) -> LessonReport:
         return LessonReport(self.name, self.claim, rows, holds, reason, context.logdir,
-                            self.dtype, self.look_at)
+                            self.dtype, self.look_at, pictures or {})
 
 
 @dataclass
@@ -168,9 +170,10 @@ class LessonReport:
     rows: list[Row]
     holds: bool
     reason: str
-    runs: Path
+    runs: Path | None  # None: run in a temporary folder, gone (compare.run_lesson)
     dtype: str
     look_at: str  # what to open in TensorBoard
+    pictures: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG bytes
 
     @property
     def verdict(self) -> str:
@@ -185,10 +188,21 @@ class LessonReport:
             return None
         return max((abs(a - b) / max(abs(a), abs(b)) if a != b else 0.0) for a, b in pairs)
 
+    def picture_files(self) -> list[str]:
+        """Where :meth:`write_pictures` puts the pictures (their names without ``runs``)."""
+        return [name if self.runs is None else str(self.runs / name) for name in self.pictures]
+
+    def write_pictures(self) -> None:
+        """Each picture as a PNG file in ``runs``."""
+        for name, picture in self.pictures.items():
+            (self.runs / name).write_bytes(picture)
+
     def to_json(self) -> dict:
         return {"lesson": self.name, "claim": self.claim, "verdict": self.verdict,
                 "reason": self.reason, "dtype": self.dtype,
-                "twin_max_rel_difference": self.twin_difference(), "runs": str(self.runs),
+                "twin_max_rel_difference": self.twin_difference(),
+                "runs": None if self.runs is None else str(self.runs),
+                "pictures": self.picture_files(),
                 "figures": [{"figure": r.figure, "config": r.config, "values": r.values,
                              "twins_must_agree": r.math} for r in self.rows]}
 
@@ -196,8 +210,11 @@ class LessonReport:
         twins = list(self.rows[0].values) if self.rows else []
         figures = [row.figure + ("" if row.math else " *") for row in self.rows]
         width = max(map(len, figures)) + 2
-        lines = [f"lesson {self.name}: {self.claim}",
-                 f"runs in {self.runs} (TensorBoard: {self.look_at})", "",
+        kept = ("runs not kept (no logdir given)" if self.runs is None else
+                f"runs in {self.runs} (TensorBoard: {self.look_at})")
+        lines = [f"lesson {self.name}: {self.claim}", kept,
+                 *([f"pictures: {', '.join(self.picture_files())}"] if self.pictures else []),
+                 "",
                  f"{'figure':<{width}}{'config':<18}" + "".join(f"{t:>12}" for t in twins)]
         lines += [f"{figure:<{width}}{row.config:<18}" +
                   "".join(f"{_number(row.values[t]):>12}" for t in twins)
