@@ -195,7 +195,7 @@ def test_alone_the_torch_twin_draws_from_its_seed_and_leaves_the_process_generat
 
 # ---------------------------------------------------------------- training runs
 
-DROPOUT_FLAGS = ["--dropout", "0.2"]
+DROPOUT_FLAGS = ["--dropout", "0.2", "--norm", "batch"]
 """The runs that are resumed, or whose checkpoints are read: without a normalization (resuming
 one is the norm branch's work)."""
 

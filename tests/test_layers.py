@@ -11,6 +11,7 @@ from torch import nn
 
 import scratch
 from compare.harness import tolerance
+from compare.harness.masks import draws, follow
 from compare.layers import LAYER_KINDS, LayerKind
 
 EXTREMES = np.array([[-1e4, -1e3, -50.0, -1.0, 0.0], [1.0, 50.0, 1e3, 1e4, -1e4]])
@@ -40,7 +41,10 @@ def test_activation_at_extreme_inputs(kind: LayerKind, dtype: type) -> None:
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(dx))
     assert y.dtype == dx.dtype == dtype
     xt = torch.from_numpy(x).requires_grad_()
-    yt = kind.torch_like(layer)(xt)
+    torch_layer = kind.torch_like(layer)
+    if draws(kind, layer):  # Dropout: torch applies the mask scratch drew
+        follow(layer, torch_layer, kind.name)
+    yt = torch_layer(xt)
     yt.backward(torch.from_numpy(upstream))
     assert_close(y, yt, f"{kind.name} forward")
     assert_close(dx, xt.grad, f"{kind.name} backward")
