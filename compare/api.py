@@ -160,8 +160,10 @@ def check_parity(arch: Architecture | str | Sequence[int] = DEFAULT_ARCH,
                  dtype: str = "float64", batch_size: int = 32, seed: int = 0) -> ParityReport:
     """``compare parity`` as a function: build both twins from ``seed`` and compare, layer by
     layer, one random batch x (``batch_size``, widths[0]): forward outputs, gradients for a
-    random upstream gradient and for cross-entropy, and scratch's gradients against finite
-    differences. ``arch``, ``activation`` and ``settings`` as :func:`build_twins` takes them.
+    random upstream gradient and for cross-entropy, the buffers those passes left (batch norm's
+    running estimates), outputs and gradients in evaluation mode, and scratch's gradients
+    against finite differences. ``arch``, ``activation`` and ``settings`` as
+    :func:`build_twins` takes them.
 
     Returns:
         The report: ``.ok`` (every row within tolerance), ``.rows``, ``.max_rel_error``,
