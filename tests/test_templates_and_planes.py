@@ -14,7 +14,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from compare.data import SAMPLE, load_splits
-from compare.errors import CheckError
+from compare.errors import CheckError, UserError
 from compare.lessons.base import LessonContext
 from compare.lessons.pattern_detector import correlations, template_figures, templates_picture
 from compare.lessons.regions import (
@@ -135,3 +135,19 @@ def test_a_straight_line_run_that_diverges_stops_without_a_verdict(tmp_path: Pat
     with np.errstate(all="ignore"), pytest.raises(CheckError, match=expected):
         lesson.run(LessonContext("straight-line", ["scratch"], splits, SAMPLE, tmp_path, 0,
                                  log=lambda line: None))
+
+
+@pytest.mark.parametrize(("name", "missing"), [("pattern-detector", 5), ("straight-line", 8)])
+def test_a_lesson_refuses_training_data_without_the_classes_it_needs(
+        name: str, missing: int, tmp_path: Path) -> None:
+    from compare.lessons import LESSONS
+
+    splits = load_splits(Path("."), SAMPLE, dtype=np.float64)
+    labels = np.where(splits.train_y == missing, 3 if missing != 3 else 4, splits.train_y)
+    without = dataclasses.replace(splits, train_y=labels)
+    with pytest.raises(UserError) as raised:
+        LESSONS[name].run(LessonContext(name, ["scratch"], without, SAMPLE, tmp_path, 0,
+                                        log=lambda line: None))
+    message = str(raised.value)
+    assert f"holds 0 of class {missing} among its training images" in message, message
+    assert "\n" not in message and list(tmp_path.iterdir()) == []

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+
 from compare.data import NUM_CLASSES, Splits
-from compare.errors import CheckError
+from compare.errors import CheckError, UserError
 from compare.harness.arch import Architecture
 from compare.harness.twins import StateDict
 from compare.training.backend import Backend
@@ -68,6 +70,17 @@ def sgd_config(context: LessonContext, hidden: tuple[int, ...], activation: str,
                         **(layers or {}))
     return TrainConfig(arch, OptimizerSpec.create("sgd", lr), seed=context.seed, device="cpu",
                        **settings)
+
+
+def check_classes(context: LessonContext, classes: tuple[int, ...], least: int) -> None:
+    """Refuse training data holding fewer than ``least`` images of one of ``classes`` (a
+    folder of IDX files may hold any labels): the lesson's figures need every one of them."""
+    counts = {label: int(np.count_nonzero(context.splits.train_y == label)) for label in classes}
+    short = {label: count for label, count in counts.items() if count < least}
+    if short:
+        found = ", ".join(f"{count} of class {label}" for label, count in short.items())
+        raise UserError(f"lesson {context.lesson}: {context.splits.source['train_labels']} "
+                        f"holds {found} among its training images; it needs {least} of each")
 
 
 def train_configuration(context: LessonContext, label: str, config: TrainConfig,

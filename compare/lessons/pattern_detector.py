@@ -16,11 +16,13 @@ from compare.lessons.base import (
     LessonContext,
     LessonReport,
     Row,
+    check_classes,
     sgd_config,
     train_configuration,
 )
 
 TILE_SCALE = 4  # each pixel of a tile drawn 4x4: 112x112 tiles
+MIN_IMAGES_PER_CLASS = 10  # a mean image of fewer is no template to compare with
 
 
 def class_means(splits: Splits) -> np.ndarray:
@@ -74,6 +76,7 @@ class PatternDetector(Lesson):
     look_at = "IMAGES Neurons/first_layer (the 10 tiles, epoch by epoch)"
 
     def run(self, context: LessonContext) -> LessonReport:
+        check_classes(context, tuple(range(NUM_CLASSES)), least=MIN_IMAGES_PER_CLASS)
         splits, label = context.splits, "784-10"
         if self.shuffle_labels:
             order = np.random.default_rng([context.seed, 18]).permutation(len(splits.train_y))

@@ -16,7 +16,7 @@ from compare.harness.arch import Architecture
 from compare.insight.images import png
 from compare.insight.log import add_image
 from compare.insight.tensorboard_writer import SummaryWriter
-from compare.lessons.base import Lesson, LessonContext, LessonReport, Row
+from compare.lessons.base import Lesson, LessonContext, LessonReport, Row, check_classes
 from compare.lessons.regions import plane_grid, regions_image
 from compare.training.backend import EVALUATION_ROWS, Backend
 from compare.training.build import build_backend
@@ -28,6 +28,7 @@ DIGITS = (3, 8)  # class 0 and class 1 of the plane
 LEGEND = (f"dots: the training {DIGITS[0]}s (orange) and {DIGITS[1]}s (purple); shade: the "
           "digit each model answers there")
 LOGGED_EVERY = 10  # steps between two points of Loss/train
+MIN_IMAGES_PER_DIGIT = 100  # of each of the two digits: a cloud of points, not a handful
 
 
 def two_digits(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +99,7 @@ class StraightLine(Lesson):
     look_at = "SCALARS Loss/train of line and network-*, IMAGES Boundary/decision_regions"
 
     def run(self, context: LessonContext) -> LessonReport:
+        check_classes(context, DIGITS, least=MIN_IMAGES_PER_DIGIT)
         splits = context.splits
         train_x, train_y = two_digits(splits.train_x, splits.train_y)
         test_x, test_y = two_digits(splits.test_x, splits.test_y)
@@ -115,7 +117,7 @@ class StraightLine(Lesson):
                 for label, by_twin in fitted.items()
                 for figure, attribute in (("training accuracy", "train_accuracy"),
                                           ("test accuracy", "test_accuracy"),
-                                          ("training loss, last step", "train_loss"))]
+                                          ("training loss at the last step", "train_loss"))]
         line, bent = fitted["line"], fitted[network]
         holds = all(bent[t].train_accuracy - line[t].train_accuracy >= self.margin
                     for t in context.backends)
