@@ -9,6 +9,7 @@ What a script needs, as ``compare.NAME``::
     config = compare.TrainConfig(compare.Architecture.parse("784-128-10"), epochs=2)
     history = compare.fit(data, config)              # both twins trained, side by side
     history["torch"].test.accuracy                   # a History per twin; nothing written
+    report = compare.run_lesson("straight-line")     # a lesson: its verdict and pictures
 
 Each name is imported when first used, so ``import compare`` imports neither torch nor the rest
 of the harness. A bad argument raises a :class:`UserError` with the one-line message the command
@@ -22,13 +23,21 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from compare.api import Twins, build_twins, check_parity, load_data, neuron_picture
+    from compare.api import (
+        Twins,
+        build_twins,
+        check_parity,
+        load_data,
+        neuron_picture,
+        run_lesson,
+    )
     from compare.data import Splits
     from compare.errors import ArgumentError, CheckError, UserError
     from compare.harness.arch import Architecture
     from compare.harness.check_layer import check_layer
     from compare.harness.parity import ParityReport
     from compare.harness.report import LayerCheckError, LayerReport
+    from compare.lessons.base import LessonReport
     from compare.training.config import SettingsError, TrainConfig
     from compare.training.divergence import DivergenceError, TrainingError
     from compare.training.fit import fit
@@ -40,6 +49,7 @@ EXPORTS: dict[str, str] = {
     "build_twins": "compare.api",
     "check_parity": "compare.api",
     "neuron_picture": "compare.api",
+    "run_lesson": "compare.api",
     "check_layer": "compare.harness.check_layer",
     "fit": "compare.training.fit",
     "TrainConfig": "compare.training.config",
@@ -50,6 +60,7 @@ EXPORTS: dict[str, str] = {
     "Twins": "compare.api",
     "ParityReport": "compare.harness.parity",
     "LayerReport": "compare.harness.report",
+    "LessonReport": "compare.lessons.base",
     "UserError": "compare.errors",
     "ArgumentError": "compare.errors",
     "CheckError": "compare.errors",
@@ -68,6 +79,7 @@ __all__ = [
     "History",
     "LayerCheckError",
     "LayerReport",
+    "LessonReport",
     "OptimizerSpec",
     "ParityReport",
     "SettingsError",
@@ -82,6 +94,7 @@ __all__ = [
     "fit",
     "load_data",
     "neuron_picture",
+    "run_lesson",
 ]
 
 

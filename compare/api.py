@@ -2,13 +2,16 @@
 
 Each function checks its arguments first and refuses a bad one with the one-line message the
 command line prints (a :class:`compare.errors.UserError`), before any work starts. None of them
-writes to disk, except :func:`load_data` when asked to download.
+writes to disk, except :func:`load_data` when asked to download and :func:`run_lesson` when
+given a folder to keep its runs in.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -24,8 +27,10 @@ if TYPE_CHECKING:
 
     import scratch
     from compare.harness.parity import ParityReport
+    from compare.lessons.base import Lesson, LessonReport
 
 DEVICES = ("cpu", "cuda", "auto")
+BACKENDS = {"scratch": ["scratch"], "torch": ["torch"], "both": ["scratch", "torch"]}
 DEFAULT_ARCH = "784-128-64-10"
 
 
@@ -190,3 +195,62 @@ def neuron_picture(weight: object, *, count: int = 16, scale: int = 3) -> bytes:
     if tiles is None:
         raise ArgumentError(f"weight: its {weight.shape[1]} inputs are not a square image")
     return png(tiles.repeat(scale, axis=0).repeat(scale, axis=1), diverging_palette())
+
+
+def check_lesson_arguments(name: object, backend: object, seed: object, logdir: object
+                           ) -> Lesson:
+    """The lesson ``name``, once :func:`run_lesson`'s other arguments are ones it can take
+    (ArgumentError naming the first that is not)."""
+    from compare.lessons import LESSONS
+
+    if not isinstance(name, str) or name not in LESSONS:
+        raise ArgumentError(f"lesson {name!r}: choose one of {', '.join(LESSONS)}")
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ArgumentError(f"backend {backend!r}: choose from {', '.join(BACKENDS)}")
+    check_whole_number("seed", seed, 0)
+    if not (logdir is None or isinstance(logdir, str | os.PathLike)):
+        raise ArgumentError(f"logdir must be a folder or None, got {type(logdir).__name__}")
+    if logdir is not None and Path(logdir).exists() and not Path(logdir).is_dir():
+        raise ArgumentError(f"logdir {os.fspath(logdir)!r}: is a file, not a folder")
+    return LESSONS[name]
+
+
+def run_lesson(name: str, source: str | os.PathLike[str] = SAMPLE, *, backend: str = "both",
+               seed: int = 0, logdir: str | os.PathLike[str] | None = None,
+               log: Callable[[str], None] | None = None) -> LessonReport:
+    """``compare lesson NAME`` as a function: train the lesson's configurations with each twin
+    and compute its verdict.
+
+    Args:
+        name: a lesson, as ``compare lesson --list`` names them (``"pattern-detector"``,
+            ``"straight-line"``...).
+        source: the data, as :func:`load_data` takes it (never downloaded); a lesson with a
+            problem of its own (``neuron-vs-layer``) reads none.
+        backend: ``"scratch"``, ``"torch"`` or ``"both"``.
+        seed: every draw: the validation images, the initial weights, the batches.
+        logdir: the folder ``--logdir`` names: the runs go to ``logdir/lesson-NAME/`` with the
+            pictures beside them. None: a temporary folder, removed before this returns (nothing
+            is written; ``report.runs`` is None).
+        log: takes the progress lines (None: they are dropped).
+
+    Returns:
+        The report: ``.holds`` and ``.verdict``, ``.reason``, ``.rows`` (the figures per
+        configuration and twin), ``.table()`` (what the command prints), ``.to_json()``, and
+        ``.pictures``: file name -> PNG bytes (``templates-torch.png``...).
+    """
+    from compare.lessons import runner
+    from compare.lessons.base import LessonContext
+
+    lesson = check_lesson_arguments(name, backend, seed, logdir)
+    _, dataset = data_source(source, download=False)
+    splits = load_data(source, seed=seed, dtype=lesson.dtype) if lesson.uses_data else None
+
+    def teach(folder: str | os.PathLike[str]) -> LessonReport:
+        return runner.teach(lesson, LessonContext(name, BACKENDS[backend], splits, dataset,
+                                                  Path(folder), seed,
+                                                  log=log or (lambda line: None)))
+
+    if logdir is not None:
+        return teach(logdir)
+    with tempfile.TemporaryDirectory() as folder:
+        return dataclasses.replace(teach(folder), runs=None)

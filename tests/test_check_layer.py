@@ -76,7 +76,7 @@ def test_every_kind_in_the_table_passes(kind: LayerKind, dtype: type) -> None:
     assert_rows_ok(report.rows, dtype, f"check_layer {kind.name}")
     symbols = {"d" + kind.symbol(name) for name, _ in layer.named_parameters()}
     assert {r.tensor for r in report.rows} == {"Y", "dX", "dX·v"} | symbols | {
-        f"{symbol}·v" for symbol in symbols}
+        f"{symbol}·v" for symbol in symbols} | {name for name, _ in layer.named_buffers()}
 
 
 def test_a_pair_of_sequentials_with_a_layer_of_your_own(readme: dict) -> None:

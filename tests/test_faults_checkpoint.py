@@ -162,6 +162,14 @@ SCRATCH_EDITS = [
     pytest.param(lambda a: [set_meta("position.step", 1)(a), a.update(
         {"progress/losses": np.zeros(1), "progress/grad_norms": np.zeros((1, 3))})],
                  "the position", id="progress-grad-norms-of-3-layers-in-a-2-layer-network"),
+    pytest.param(lambda a: [set_meta("position.step", 1)(a), a.update(
+        {"progress/losses": np.zeros(1), "progress/grad_norms": np.zeros((1, 2)),
+         "progress/update_ratios": np.zeros((0, 0))})],
+                 "the position", id="progress-a-recorded-step-without-its-update-ratios"),
+    pytest.param(lambda a: [set_meta("position.step", 1)(a), a.update(
+        {"progress/losses": np.zeros(1), "progress/grad_norms": np.zeros((1, 2)),
+         "progress/update_ratios": np.full((1, 2), -np.inf)})],
+                 "the position", id="progress-update-ratios-not-finite"),
     pytest.param(set_meta("position.shuffle_state", None), "the position",
                  id="no-shuffle-state-after-an-epoch"),
     pytest.param(set_meta("config.activation", "tanh"), "the settings",
@@ -199,6 +207,19 @@ def test_the_runs_settings_not_the_files_optimizer_settings_decide(
         momentum=0.5, weight_decay=0.1, maximize=True, lr=7.0))
     assert cli.main(["train", "--resume", str(run), "--epochs", "2"]) == 0
     assert_same_run(run, runs["momentum-2"])
+
+
+def test_a_checkpoint_from_before_the_update_ratios_resumes_at_an_epochs_end(
+        runs: dict[str, Path], tmp_path: Path) -> None:
+    """Checkpoints written before ``progress/update_ratios`` existed lack it; at an epoch's end
+    they recorded no step, so the run goes on as the straight one."""
+    run = copy_of(runs["adam-1"], tmp_path)
+    edit_npz(run / "scratch" / "checkpoint.npz", lambda arrays: arrays.pop(
+        "progress/update_ratios"))
+    edit_pt(run / "torch" / "checkpoint.pt", lambda saved: saved["progress"].pop(
+        "update_ratios"))
+    assert cli.main(["train", "--resume", str(run), "--epochs", "2"]) == 0
+    assert_same_run(run, runs["adam-2"])
 
 
 def test_a_divergence_in_the_first_resumed_epoch_names_the_checkpoints_position(

@@ -13,15 +13,17 @@ from torch import nn
 import scratch
 from compare.harness.arch import Architecture
 from compare.harness.twins import WeightMismatchError, build_twins, check_same_layer, copy_weights
-from compare.layers import LAYER_KINDS, LayerKind, kind_of, table
+from compare.layers import LAYER_KINDS, LINEAR, LayerKind, kind_of, table
 
-EXAMPLE_ARGUMENTS = {"in_features": 3, "out_features": 2, "dim": -1}
+EXAMPLE_ARGUMENTS = {"in_features": 3, "out_features": 2, "dim": -1, "num_features": 3,
+                     "normalized_shape": 3}
 """A value for each constructor argument a kind of the table names (add one for a new argument)."""
 
 
 def example_layer(kind: LayerKind) -> scratch.Module:
     arguments = {name: EXAMPLE_ARGUMENTS[name] for name in kind.arguments}
-    extra = {"rng": np.random.default_rng(0), "dtype": np.float64} if kind.takes_dtype else {}
+    extra = {"dtype": np.float64} if kind.takes_dtype else {}
+    extra |= {"rng": np.random.default_rng(0)} if kind is LINEAR else {}
     return kind.scratch_factory(kind.complete({}))(**arguments, **extra)
 
 

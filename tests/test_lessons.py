@@ -17,6 +17,7 @@ from compare.errors import CheckError
 from compare.harness import tolerance
 from compare.lessons import LESSONS
 from compare.lessons.base import DOES_NOT_HOLD, HOLDS, Lesson, LessonContext
+from compare.lessons.capacity import Overfitting
 from compare.lessons.hyperparameters import SECONDS, BatchSize
 from compare.training import loop
 from compare.training.interrupt import StopRequest
@@ -29,6 +30,12 @@ SWAPPED = {  # the configuration that should succeed, in place of the one that s
     "batch-size": {"batch_sizes": (128, 128)},  # the same batch size twice
     "overfitting": {"epochs": 5},  # stopped before it memorizes
     "width": {"widths": (128, 128)},  # wide enough on both sides
+    "dropout": {"p": 0.0},  # no dropout on either side
+    "init": {"symmetric": "kaiming"},  # Kaiming's neurons where zeros' should stay identical
+    "batchnorm": {"norm": "none"},  # no batch norm on either side
+    "early-stopping": {"overfitting": Overfitting(epochs=5)},  # the best epoch is the last
+    "pattern-detector": {"shuffle_labels": True},  # labels that no template can follow
+    "straight-line": {"activation": "none"},  # the network collapses into one Linear layer
 }
 
 
@@ -66,6 +73,12 @@ def test_the_claim_holds_and_the_twins_agree(name: str, tmp_path: Path,
     runs = Path(report["runs"])
     assert runs == tmp_path / f"lesson-{name}"
     assert {path.name for path in runs.glob("*/*")} == {"scratch", "torch"}
+    pictures = {Path(path) for path in report["pictures"]}
+    assert pictures == set(runs.glob("*.png")), report["pictures"]
+    by_twin = {twin: {path.read_bytes() for path in pictures if path.stem.endswith(twin)}
+               for twin in ("scratch", "torch")}
+    assert by_twin["scratch"] == by_twin["torch"], (
+        f"{name}: the twins' pictures differ; in float64 they draw the same pixels")
 
 
 @pytest.fixture(scope="module")

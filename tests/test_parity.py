@@ -106,6 +106,7 @@ def test_one_wrong_entry_in_a_wide_layer_is_caught(monkeypatch: pytest.MonkeyPat
     bad = [r for r in report.rows if not r.ok]
     assert {(r.section, r.layer, r.tensor) for r in bad} == {
         ("grad(upstream)", "0 Linear", "dW"), ("grad(cross-entropy)", "0 Linear", "dW"),
+        ("eval grad(upstream)", "0 Linear", "dW"),
         ("finite-diff grad(upstream)", "0 Linear", "dW·v"),
         ("finite-diff grad(cross-entropy)", "0 Linear", "dW·v")}, report.table()
     torch_rows = [r for r in bad if not r.section.startswith("finite-diff")]
@@ -129,13 +130,13 @@ def test_run_parity_report() -> None:
     )
     assert report.ok and report.max_rel_error <= tolerance.FLOAT64_MAX_REL
     sections = {r.section for r in report.rows}
-    assert sections == {"forward", "grad(upstream)", "grad(cross-entropy)",
-                        *FINITE_DIFFERENCE_SECTIONS}
+    assert sections == {"forward", "grad(upstream)", "grad(cross-entropy)", "eval forward",
+                        "eval grad(upstream)", *FINITE_DIFFERENCE_SECTIONS}
     assert {r.tensor for r in report.rows} == {"Y", "dW", "db", "dX", "dW·v", "db·v", "dX·v"}
     assert "PASS" in report.table().splitlines()[-1]
     assert report.to_json()["rows"][0].keys() == {
         "section", "layer", "tensor", "max_abs_error", "rel_error", "ok", "worst", "mismatches",
-        "entries"}
+        "entries", "term_scale"}
     assert report.to_json()["finite_difference_floors"].keys() == set(FINITE_DIFFERENCE_SECTIONS)
 
 

@@ -1,18 +1,26 @@
-"""``compare evaluate``: the test accuracy of a saved checkpoint, by either twin."""
+"""``compare evaluate``: the test accuracy of a saved checkpoint, by either twin: a run's last
+(``checkpoint.npz`` / ``.pt``) or, trained with ``--patience``, its best epoch's
+(``checkpoint-best.npz`` / ``.pt``)."""
 
 from __future__ import annotations
 
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compare.cli.flags import UsageError, resolve_device, strict_json
 from compare.data.files import SAMPLE
 
+if TYPE_CHECKING:
+    from compare.training.checkpoint import Checkpoint
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("evaluate", help="test accuracy of a saved checkpoint")
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint.npz or checkpoint.pt")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a checkpoint.npz or checkpoint.pt (the last epoch's), or a "
+                             "checkpoint-best.npz or .pt (the best epoch's, with --patience)")
     parser.add_argument("--backend", choices=["scratch", "torch"], default=None,
                         help="the twin that evaluates it (default: the one that wrote it)")
     parser.add_argument("--data-dir", default=None, help="default: where it was trained from")
@@ -21,13 +29,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from compare.cli.resume import load_run_data
+def read_checkpoint(args: argparse.Namespace) -> Checkpoint:
+    """The checkpoint ``--checkpoint`` names, checked to be one of a run with a data folder
+    that ``--data-dir`` may replace."""
     from compare.training import checkpoint
-    from compare.training.build import evaluation_backend
+    from compare.training.checkpoint_writer import BEST
     from compare.training.config import is_count
 
     path = Path(args.checkpoint)
+    last = path.with_name(f"checkpoint{path.suffix}")
+    if path.name == f"{BEST}{path.suffix}" and not path.exists() and last.exists():
+        raise checkpoint.CheckpointError(f"{path}: no such checkpoint file: its run was trained "
+                                         f"without --patience, which keeps no {BEST}; evaluate "
+                                         f"{last}, its last epoch's")
     saved = checkpoint.read(path)
     if "script" in saved.meta:
         raise checkpoint.CheckpointError(
@@ -42,6 +56,16 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir is not None and saved.meta["dataset"] == SAMPLE:
         raise UsageError(f"--data-dir {args.data_dir}: {path} was trained on the bundled "
                          f"{SAMPLE}, which is never read from elsewhere: leave out --data-dir")
+    return saved
+
+
+def run(args: argparse.Namespace) -> int:
+    from compare.cli.resume import load_run_data
+    from compare.training import checkpoint
+    from compare.training.build import evaluation_backend
+
+    saved = read_checkpoint(args)
+    path, epoch = saved.path, saved.meta.get("epoch")
     wants_torch = (args.backend or saved.written_by) == "torch"
     model = checkpoint.network(saved, args.backend,
                                device=resolve_device(args.device) if wants_torch else "cpu")

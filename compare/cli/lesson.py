@@ -11,12 +11,8 @@ import compare.cli.flags as flags
 from compare.cli.flags import DEFAULT_DATA_DIR, UsageError
 from compare.data import DATASETS
 from compare.data.files import SAMPLE
-from compare.errors import InterruptionError
-
-MIN_TRAIN_IMAGES, MIN_VALIDATION_IMAGES = 2000, 200
 
 if TYPE_CHECKING:
-    from compare.data import Splits
     from compare.lessons.base import Lesson
 
 
@@ -59,45 +55,21 @@ def run(args: argparse.Namespace) -> int:
     return teach(LESSONS[args.name], args)
 
 
-def check_enough(splits: Splits) -> None:
-    """The lessons' configurations need a few thousand training images and a validation split."""
-    if len(splits.train_y) < MIN_TRAIN_IMAGES or len(splits.val_y) < MIN_VALIDATION_IMAGES:
-        raise UsageError(f"{splits.source['train_images']}: {len(splits.train_y)} training and "
-                         f"{len(splits.val_y)} validation images; the lessons need at least "
-                         f"{MIN_TRAIN_IMAGES} and {MIN_VALIDATION_IMAGES}")
-
-
 def teach(lesson: Lesson, args: argparse.Namespace) -> int:
     from compare.data import load_splits
     from compare.harness.arch import parse_dtype
+    from compare.lessons import runner
     from compare.lessons.base import LessonContext
-    from compare.training.interrupt import StopRequest
-    from compare.training.run_dir import discard_run_dir, missing_folders, reserve_run_dir
 
     out = flags.output(args)
-    splits, on = None, "its own small problem (the dataset flags do not apply)"
+    splits = None
     if lesson.uses_data:
         splits = load_splits(Path(args.data_dir or DEFAULT_DATA_DIR), args.dataset,
                              seed=args.seed, dtype=parse_dtype(lesson.dtype),
                              download_missing=not args.no_download)
-        check_enough(splits)
-        on = f"{args.dataset} ({len(splits.train_y)} training images)"
-    made = missing_folders(Path(args.logdir))
-    logdir = reserve_run_dir(Path(args.logdir), f"lesson-{lesson.name}")
     backends = ["scratch", "torch"] if args.backend == "both" else [args.backend]
-    print(f"lesson {lesson.name} on {on}, {' and '.join(backends)}, {lesson.dtype}; logging "
-          f"to {logdir}", file=out, flush=True)
-    with StopRequest() as stop:
-        context = LessonContext(lesson.name, backends, splits, args.dataset, logdir, args.seed,
-                                stop, log=lambda line: print(line, file=out, flush=True))
-        try:
-            report = lesson.run(context)
-        except InterruptionError as stopped:
-            raise InterruptionError(f"lesson {lesson.name}: {stopped}; no verdict, the runs so "
-                                    f"far are in {logdir}") from None
-        except BaseException:  # a lesson that wrote no file leaves no folder
-            if not any(path.is_file() for path in logdir.rglob("*")):
-                discard_run_dir(logdir, made)
-            raise
+    report = runner.teach(lesson, LessonContext(
+        lesson.name, backends, splits, args.dataset, Path(args.logdir), args.seed,
+        log=lambda line: print(line, file=out, flush=True)))
     print(flags.strict_json(report.to_json()) if args.json else "\n" + report.table())
     return 0

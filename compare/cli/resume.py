@@ -16,7 +16,7 @@ from compare.cli.flags import UsageError
 from compare.data import Splits
 from compare.data.splits import ValidationSizeError
 from compare.harness.arch import ArchError, Architecture, parse_dtype
-from compare.training import checkpoint
+from compare.training import checkpoint, early_stopping
 from compare.training.backend import BACKEND_NAMES
 from compare.training.checkpoint import Checkpoint, CheckpointError
 from compare.training.config import (
@@ -139,9 +139,8 @@ def settings_are_valid(config: TrainConfig, meta: dict) -> bool:
 def records_are_valid(found: Checkpoint, position: dict, layers: int) -> bool:
     """What the checkpoint recorded of the epochs done and of the steps of the next one, for a
     network of ``layers`` Linear layers."""
-    meta, progress = found.meta, found.progress
+    meta = found.meta
     seconds, loss = meta.get("epoch_seconds"), meta.get("train_loss")
-    losses, norms = progress.get("losses"), progress.get("grad_norms")
     begun = position["epoch"] > 0 or position["step"] > 0
     return (is_count(position["epoch"]) and is_count(position["step"]) and
             set(position) == POSITION_KEYS and meta.get("epoch") == position["epoch"] and
@@ -150,11 +149,24 @@ def records_are_valid(found: Checkpoint, position: dict, layers: int) -> bool:
             len(seconds) == position["epoch"] and all(is_duration(s) for s in seconds) and
             (loss is None if position["epoch"] == 0 else
              isinstance(loss, float) and is_amount(loss)) and
-            set(progress) == {"losses", "grad_norms"} and
-            losses.dtype == norms.dtype == np.float64 and losses.shape == (position["step"],) and
-            norms.ndim == 2 and len(norms) <= position["step"] and
+            step_records_are_valid(found.progress, position["step"], layers))
+
+
+def step_records_are_valid(progress: dict, steps: int, layers: int) -> bool:
+    """The records of the ``steps`` steps taken in the epoch under way: their losses (steps,),
+    and the gradient norms and update ratios of the recorded ones (recorded steps, ``layers``),
+    float64 and finite. A checkpoint of a version before the update ratios has none, which it
+    may where it recorded no step (at an epoch's end)."""
+    losses, norms = progress.get("losses"), progress.get("grad_norms")
+    ratios = progress.get("update_ratios", np.zeros((0, 0)))
+    return (set(progress) in ({"losses", "grad_norms"},
+                              {"losses", "grad_norms", "update_ratios"}) and
+            losses.dtype == norms.dtype == ratios.dtype == np.float64 and
+            losses.shape == (steps,) and norms.ndim == 2 and len(norms) <= steps and
             (len(norms) == 0 or norms.shape[1] == layers) and
-            bool(np.all(np.isfinite(losses)) and np.all(np.isfinite(norms))))
+            (ratios.shape == norms.shape or len(norms) == len(ratios) == 0) and
+            bool(np.all(np.isfinite(losses)) and np.all(np.isfinite(norms)) and
+                 np.all(np.isfinite(ratios))))
 
 
 def twins_are_valid(found: Checkpoint) -> bool:
@@ -181,6 +193,8 @@ def check_run_state(found: Checkpoint) -> None:
             "the position": not records_are_valid(found, position,
                                                   len(config.arch.widths) - 1) or
                             position["epoch"] > config.epochs,
+            "the early-stopping counts": not early_stopping.meta_is_valid(
+                meta.get(early_stopping.META_KEY), config.patience, position["epoch"]),
         }
     except (KeyError, TypeError, ValueError, AttributeError, ArchError) as error:
         raise CheckpointError(f"{found.path}: meta 'config' or 'position' is not what this "
@@ -255,12 +269,19 @@ def restart(args: argparse.Namespace, given: list[str], run_dir: Path) -> tuple[
 
 def check_epochs(run_dir: Path, config: TrainConfig, saved: dict[str, Checkpoint],
                  backends: list[str]) -> None:
-    """The run must have epochs left to train, or an end to finish (a twin's summary missing)."""
+    """The run must have epochs left to train and patience left (``--patience``), or an end to
+    finish (a twin's summary missing)."""
     from compare.training.summary import has_summary
 
     done = max(at(found)[0] for found in saved.values())
     if done > config.epochs:
         raise UsageError(f"--epochs {config.epochs}: the run has already trained {done} epochs")
+    if all(name in saved and has_summary(saved[name].path.parent) and
+           early_stopping.out_of_patience(early_stopping.best_of(saved[name].meta)["best_epoch"],
+                                          done, config.patience) for name in backends):
+        raise UsageError(f"--resume {run_dir}: the run ran out of patience after epoch {done} "
+                         f"(no better validation loss for {config.patience} epochs): nothing "
+                         "left to train; its best epoch is in each twin's checkpoint-best")
     if all(name in saved and done == config.epochs and has_summary(saved[name].path.parent)
            for name in backends):
         raise UsageError(f"--resume {run_dir}: the run has already trained its {config.epochs} "

@@ -39,6 +39,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                              "0.01 for adamw as in torch.optim)")
     parser.add_argument("--schedule", choices=SCHEDULES, default="constant",
                         help="learning rate per epoch: constant, or cosine decay to 0")
+    parser.add_argument("--patience", type=flags.positive_int, default=None, metavar="N",
+                        help="stop once the validation loss has not improved for N epochs (of "
+                             "every twin), keeping the best epoch's checkpoint-best beside the "
+                             "last checkpoint")
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
                         help="for the torch backend; scratch always runs on the CPU")
     parser.add_argument("--data-dir", default=None,
@@ -69,9 +73,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def check_flags(args: argparse.Namespace) -> Architecture:
     """Every flag and combination, before any work starts; the network the flags describe."""
     arch = flags.classifier(args)
-    if arch.norm == "batch" and args.batch_size < 2:
-        raise UsageError("--norm batch with --batch-size 1: batch norm normalizes each feature "
-                         "over the batch, which needs at least 2 examples")
+    arch.check_batch_size(args.batch_size)
     if args.lockstep and args.backend != "both":
         raise UsageError("--lockstep compares the twins step by step: it needs --backend both")
     if args.optimizer != "momentum":
@@ -84,7 +86,18 @@ def check_flags(args: argparse.Namespace) -> Architecture:
     flags.check_logdir(args.logdir)
     if args.data_dir is not None:
         flags.check_path("--data-dir", args.data_dir)
+    check_patience(args.patience, args.val_size)
     return arch
+
+
+def check_patience(patience: int | None, val_size: int | None) -> None:
+    """``--patience`` watches the validation loss: refuse it when the run has no validation
+    split (``val_size`` 0; None: the default size, not known before the data is read)."""
+    if patience is not None and val_size == 0:
+        raise UsageError(f"--patience {patience}: early stopping watches the validation loss, "
+                         "but the run has no validation split (--val-size 0, or a training set "
+                         "too small for the default one); pass --val-size N or leave out "
+                         "--patience")
 
 
 def train_config(args: argparse.Namespace, arch: Architecture, device: str) -> TrainConfig:
@@ -93,7 +106,7 @@ def train_config(args: argparse.Namespace, arch: Architecture, device: str) -> T
                                      weight_decay=args.weight_decay, **given)
     check_weight_decay(optimizer, args.dtype)
     return TrainConfig(arch, optimizer, args.epochs, args.batch_size, args.seed, args.dtype,
-                       device, args.schedule)
+                       device, args.schedule, args.patience)
 
 
 def check_weight_decay(optimizer: OptimizerSpec, dtype: str) -> None:
@@ -160,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     splits, dataset = load_data(args, lambda line: print(line, file=out))
     check_memory(config, backends, len(splits.train_y))
     flags.check_input_width(arch, splits.train_x.shape[1], dataset)
+    check_patience(args.patience, len(splits.val_y))
+    arch.check_batch_size(args.batch_size, len(splits.train_y))
     meta = run_meta(args, config, splits, dataset, backends)
     made = missing_folders(Path(args.logdir))
     run_dir = reserve_run_dir(Path(args.logdir), args.run_name or (

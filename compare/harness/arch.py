@@ -100,6 +100,19 @@ class Architecture:
             raise ArchError(f"--init-std {reprlib.repr(std)}: must be a positive number")
         object.__setattr__(self, "init_std", float(std))
 
+    def check_batch_size(self, batch_size: int, training_rows: int | None = None) -> None:
+        """ArchError when this network cannot train on batches of ``batch_size`` from a training
+        set of ``training_rows`` examples: batch norm needs 2 examples or more (an epoch's last
+        batch holds 1 only when the epoch does: see ``compare.training.config.batch_bounds``)."""
+        if self.norm != "batch":
+            return
+        why = "batch norm normalizes each feature over the batch, which needs at least 2 examples"
+        if batch_size < 2:
+            raise ArchError(f"--norm batch with --batch-size {batch_size}: {why}")
+        if training_rows is not None and training_rows < 2:
+            raise ArchError(f"--norm batch with a training set of {training_rows} example "
+                            f"(--val-size leaves the rest): {why}")
+
     @classmethod
     def parse(cls, arch: str, activation: str = "relu",
               settings: Mapping[str, object] | None = None) -> Architecture:

@@ -1,8 +1,9 @@
 """Check any pair of layers: a scratch layer against a torch module, forward and backward.
 
-:func:`check_layer` copies the scratch layer's parameters into a copy of the torch module, runs a
-batch through both, and compares, row by row, the output Y, the gradient of every parameter and
-dL/dx for the loss ``L = Σ upstream ⊙ Y``; a third opinion, central differences in float64
+:func:`check_layer` copies the scratch layer's parameters and buffers into a copy of the torch
+module, runs a batch through both, and compares, row by row, the output Y, the gradient of every
+parameter and dL/dx for the loss ``L = Σ upstream ⊙ Y``, and the buffers after that pass (batch
+norm's running estimates); a third opinion, central differences in float64
 (:mod:`compare.harness.finite_differences`), checks scratch's gradients on their own. A pair of
 Sequentials is compared layer by layer. ``compare parity`` runs the same code on the twins.
 
@@ -11,9 +12,10 @@ Rows and the report: :mod:`compare.harness.report`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import ParamSpec, Protocol, TypeVar
 
@@ -25,7 +27,9 @@ from torch import nn
 import scratch
 from compare.errors import check_whole_number
 from compare.harness import finite_differences, tolerance
+from compare.harness.masks import hold_mask
 from compare.harness.report import LayerCheckError, LayerReport, Row, make_row
+from compare.harness.term_scale import summed_terms
 from compare.harness.twins import (
     WeightMismatchError,
     arrays,
@@ -135,7 +139,8 @@ def layer_pairs(scratch_layer: scratch.Module, torch_module: nn.Module, dtype: n
 
 def pair_of(label: str, mine: scratch.Module, theirs: nn.Module, dtype: np.dtype) -> Pair:
     """The pair, ``theirs`` now holding ``mine``'s parameters and buffers (by name, in
-    PyTorch's layout)."""
+    PyTorch's layout); a random Dropout holds one mask, which ``theirs`` applies too
+    (:mod:`compare.harness.masks`)."""
     kind = pair_kind(label, mine, theirs)
     if bool(mine.training) != theirs.training:
         raise LayerCheckError(f"{label}: scratch is in {mode(mine.training)} mode, torch in "
@@ -149,7 +154,7 @@ def pair_of(label: str, mine: scratch.Module, theirs: nn.Module, dtype: np.dtype
     pair = Pair(label, kind, mine, theirs)
     load_torch_state_dict(theirs, {name: pair.torch_layout(name, array)
                                    for name, array in arrays(mine)})
-    return pair
+    return replace(pair, scratch=hold_mask(kind, mine, theirs, label))
 
 
 def pair_kind(label: str, mine: scratch.Module, theirs: nn.Module) -> LayerKind:
@@ -240,7 +245,24 @@ def scratch_pass(pairs: list[Pair], x: np.ndarray, loss: Loss) -> Pass:
     return Pass(outputs, input_grads, grads)
 
 
-def torch_pass(pairs: list[Pair], x: np.ndarray, loss: Loss) -> Pass:
+@dataclass(frozen=True)
+class TorchPass(Pass):
+    """Torch's pass, its graph kept: each layer's input and output tensors, dL/d(output) and its
+    module, so that S of any of its gradients can be computed when a row needs it."""
+
+    input_tensors: list[torch.Tensor]
+    output_tensors: list[torch.Tensor]
+    upstreams: list[torch.Tensor]
+    modules: list[nn.Module]
+
+    def term_scale(self, index: int, name: str | None) -> float:
+        """S of layer ``index``'s gradient of parameter ``name`` (None: of its input)."""
+        wrt = (self.input_tensors[index] if name is None else
+               dict(self.modules[index].named_parameters())[name])
+        return summed_terms(self.output_tensors[index], self.upstreams[index], wrt)
+
+
+def torch_pass(pairs: list[Pair], x: np.ndarray, loss: Loss) -> TorchPass:
     h = torch.from_numpy(x.copy()).requires_grad_()
     inputs, outputs = [], []
     for pair in pairs:
@@ -249,9 +271,12 @@ def torch_pass(pairs: list[Pair], x: np.ndarray, loss: Loss) -> Pass:
         h = differentiable(pair, pair.torch(h))
         h.retain_grad()
         outputs.append(h)
-    loss.torch(h).backward()
+    loss.torch(h).backward(retain_graph=True)  # kept for S (TorchPass.term_scale)
     grads = [{name: grad_of(p) for name, p in pair.torch.named_parameters()} for pair in pairs]
-    return Pass([y.detach().numpy() for y in outputs], [grad_of(h) for h in inputs], grads)
+    # copied: a later autograd.grad call through a retained output writes over its .grad
+    upstreams = [torch.from_numpy(grad_of(y).copy()) for y in outputs]
+    return TorchPass([y.detach().numpy() for y in outputs], [grad_of(h) for h in inputs], grads,
+                     inputs, outputs, upstreams, [pair.torch for pair in pairs])
 
 
 def differentiable(pair: Pair, output: object) -> torch.Tensor:
@@ -274,21 +299,50 @@ def grad_of(tensor: torch.Tensor) -> np.ndarray:
     return tensor.grad.detach().numpy()
 
 
-def twin_rows(pairs: list[Pair], x: np.ndarray, loss: Loss, *, forward: bool = False
-              ) -> list[Row]:
+def twin_rows(pairs: list[Pair], x: np.ndarray, loss: Loss, *, forward: bool = False,
+              prefix: str = "") -> list[Row]:
     """Scratch against torch for input ``x`` (N, ...) and ``loss``: each layer's Y (with
-    ``forward``), then each layer's parameter gradients and dX, to ``x``'s dtype's tolerance."""
+    ``forward``), then each layer's parameter gradients and dX, to ``x``'s dtype's tolerance;
+    ``prefix`` (such as ``"eval "``) begins the rows' sections."""
     tol = tolerance.for_dtype(x.dtype)
     mine, theirs = scratch_pass(pairs, x, loss), torch_pass(pairs, x, loss)
-    rows = [make_row("forward", pair.label, "Y", a, b, tol)
+    rows = [make_row(f"{prefix}forward", pair.label, "Y", a, b, tol)
             for pair, a, b in zip(pairs, mine.outputs, theirs.outputs, strict=True)
             ] if forward else []
+    section = prefix + loss.section
     for index, pair in enumerate(pairs):
-        rows += [make_row(loss.section, pair.label, pair.tensor(name), grad,
-                          theirs.grads[index][name], tol)
-                 for name, grad in mine.grads[index].items()]
-        rows.append(make_row(loss.section, pair.label, "dX", mine.input_grads[index],
-                             theirs.input_grads[index], tol))
+        named = [(name, pair.tensor(name), grad) for name, grad in mine.grads[index].items()]
+        for name, tensor, grad in [*named, (None, "dX", mine.input_grads[index])]:
+            expected = theirs.input_grads[index] if name is None else theirs.grads[index][name]
+            rows.append(gradient_row(
+                functools.partial(make_row, section, pair.label, tensor, grad, expected), tol,
+                functools.partial(theirs.term_scale, index, name)))
+    return rows
+
+
+def gradient_row(row_for: Callable[[tolerance.Tolerance], Row], tol: tolerance.Tolerance,
+                 term_scale: Callable[[], float]) -> Row:
+    """The row of a gradient, ``row_for(tol)``; one whose relative error against max|b| is over
+    the relative limit (float64's, or float32's rtol) is measured again against
+    ``term_scale()``, its S: its sum over the batch may have cancelled. (S changes float32's
+    verdict in no way, elementwise as it is; only the relative error it shows.)"""
+    row = row_for(tol)
+    if row.rel_error <= (tol.rtol if tol.max_rel is None else tol.max_rel):
+        return row
+    return row_for(replace(tol, scale=term_scale()))
+
+
+def buffer_rows(pairs: list[Pair]) -> list[Row]:
+    """Each layer's buffers (batch norm's running estimates and count), scratch's against the
+    torch copy's after the passes both made: floats to their dtype's tolerance, counts exactly."""
+    rows = []
+    for pair in pairs:
+        theirs = pair.torch.state_dict()
+        for name, array in pair.scratch.named_buffers():
+            tol = (tolerance.for_dtype(array.dtype) if np.issubdtype(array.dtype, np.floating)
+                   else tolerance.EXACT)
+            rows.append(make_row("buffers", pair.label, name, pair.torch_layout(name, array),
+                                 theirs[name].detach().cpu().numpy(), tol))
     return rows
 
 
@@ -366,14 +420,27 @@ def check_layer(scratch_layer: scratch.Module, torch_module: nn.Module, x: np.nd
     check_whole_number("seed", seed, 0)
     dtype = check_input(x)
     pairs = layer_pairs(scratch_layer, torch_module, dtype)
-    output = run_scratch(pairs, shuffled(x, seed))[-1]  # a layer keeping this batch then fails
+    with buffers_kept(pairs):  # the twins' buffers stay equal, for buffer_rows
+        output = run_scratch(pairs, shuffled(x, seed))[-1]  # a layer keeping a batch then fails
     loss = UpstreamLoss(upstream_for(output, upstream, seed).astype(dtype))
-    rows = twin_rows(pairs, x, loss, forward=True)
+    rows = twin_rows(pairs, x, loss, forward=True) + buffer_rows(pairs)
     finite_difference, floor = finite_difference_rows(pairs, x, loss, seed)
     title = (f"check_layer scratch {type(scratch_layer).__name__} vs torch "
              f"{type(torch_module).__name__}, {dtype.name}, x {x.shape}, seed {seed}")
     return LayerReport(title, dtype.name, rows + finite_difference,
                        {f"finite-diff {loss.section}": floor})
+
+
+@contextlib.contextmanager
+def buffers_kept(pairs: list[Pair]) -> Iterator[None]:
+    """The scratch layers' buffers as they were before the block (a training forward pass of
+    batch norm moves its running estimates)."""
+    kept = [(array, array.copy()) for pair in pairs for _, array in pair.scratch.named_buffers()]
+    try:
+        yield
+    finally:
+        for array, before in kept:
+            np.copyto(array, before)
 
 
 def shuffled(x: np.ndarray, seed: int) -> np.ndarray:

@@ -16,7 +16,9 @@ from compare.harness import tolerance
 from compare.harness.arch import Architecture, parse_dtype
 from compare.harness.check_layer import (
     CrossEntropy,
+    Pair,
     UpstreamLoss,
+    buffer_rows,
     finite_difference_rows,
     layer_pairs,
     twin_rows,
@@ -48,9 +50,8 @@ class ParityReport(LayerReport):
 
     def to_json(self) -> dict:
         return {
-            "ok": self.ok, "max_rel_error": self.max_rel_error, "arch": self.arch.spec,
-            "activation": self.arch.activation,
-            "activation_settings": self.arch.settings, "dtype": self.dtype,
+            "ok": self.ok, "max_rel_error": self.max_rel_error, **self.arch.to_meta(),
+            "dtype": self.dtype,
             "batch_size": self.batch_size, "seed": self.seed, "tolerance": self.tolerance_text,
             "finite_difference_tolerance": tolerance.FINITE_DIFFERENCES.name,
             "finite_difference_floors": self.floors,
@@ -76,21 +77,37 @@ def parity_footprint(arch: Architecture, dtype: str, batch_size: int) -> Footpri
                      batch_size=batch_size)
 
 
+def evaluation_rows(pairs: list[Pair], x: np.ndarray, loss: UpstreamLoss) -> list[Row]:
+    """Every layer's Y and gradients with both twins in evaluation mode (batch norm then uses
+    the running estimates the passes before left), in sections ``eval ...``; the twins go back
+    to training mode after."""
+    for pair in pairs:
+        pair.scratch.eval(), pair.torch.eval()
+    try:
+        return twin_rows(pairs, x, loss, forward=True, prefix="eval ")
+    finally:
+        for pair in pairs:
+            pair.scratch.train(), pair.torch.train()
+
+
 @with_autograd
 def run_parity(arch: Architecture, *, dtype: str = "float64", batch_size: int = 32, seed: int = 0
                ) -> ParityReport:
     """Build both twins from ``seed`` (scratch draws, torch copies), then compare one batch:
-    forward outputs, gradients for a random upstream gradient and for cross-entropy, and, for
-    both losses, scratch's gradients (the whole network, in float64) against finite
-    differences."""
+    forward outputs, gradients for a random upstream gradient and for cross-entropy, the buffers
+    those two training-mode passes left (batch norm's running estimates), the outputs and
+    gradients in evaluation mode, and, for both losses, scratch's gradients (the whole network,
+    in float64, training mode) against finite differences."""
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    arch.check_batch_size(batch_size)
     x, upstream, target = random_batch(arch.widths, batch_size, dtype, [seed, 1])
     pairs = layer_pairs(arch.build_scratch(seed=seed, dtype=dtype), arch.build_torch(dtype=dtype),
                         x.dtype)
     checks = [(pairs, UpstreamLoss(upstream)), (pairs[:-1], CrossEntropy(target))]
     rows = [row for index, (layers, loss) in enumerate(checks)
             for row in twin_rows(layers, x, loss, forward=index == 0)]
+    rows += buffer_rows(pairs) + evaluation_rows(pairs, x, UpstreamLoss(upstream))
     floors: dict[str, float] = {}
     for layers, loss in checks:
         finite_difference, floors[f"finite-diff {loss.section}"] = finite_difference_rows(

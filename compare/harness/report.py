@@ -25,7 +25,8 @@ class Row:
     """One compared tensor: ``section`` is forward, grad(upstream), grad(cross-entropy) or
     finite-diff ...; ``layer`` like ``2 Linear``; ``tensor`` Y, dW, db, dX (``dW·v``: a
     projection); ``worst`` the index of its largest error; ``mismatches`` of ``entries`` out of
-    tolerance."""
+    tolerance; ``term_scale`` S, when the relative error is measured against it (a gradient whose
+    sum over the batch cancels: :data:`compare.harness.tolerance.FLOAT64`), else None."""
 
     section: str
     layer: str
@@ -36,6 +37,7 @@ class Row:
     worst: tuple[int, ...]
     mismatches: int
     entries: int
+    term_scale: float | None = None
 
 
 def make_row(section: str, layer: str, tensor: str, actual: np.ndarray, expected: np.ndarray,
@@ -45,7 +47,7 @@ def make_row(section: str, layer: str, tensor: str, actual: np.ndarray, expected
     if actual.shape != expected.shape:
         raise LayerCheckError(f"{layer} {tensor}: scratch's is {actual.shape}, torch's is "
                               f"{expected.shape}")
-    max_abs, rel = tolerance.errors(actual, expected)
+    max_abs, rel = tolerance.errors(actual, expected, tol.scale)
     bad = tol.mismatches(actual, expected)
     gap = tolerance.difference(actual, expected)
     with np.errstate(divide="ignore", invalid="ignore"):  # 0/0: no error; x/0: past its limit
@@ -53,7 +55,7 @@ def make_row(section: str, layer: str, tensor: str, actual: np.ndarray, expected
                                                                nan=0.0, posinf=np.inf))
     worst = np.unravel_index(np.argmax(excess), gap.shape) if gap.size else ()
     return Row(section, layer, tensor, max_abs, rel, not bad.any(),
-               tuple(int(i) for i in worst), int(bad.sum()), gap.size)
+               tuple(int(i) for i in worst), int(bad.sum()), gap.size, tol.scale or None)
 
 
 @dataclass(frozen=True)
@@ -82,17 +84,26 @@ class LayerReport:
     def table(self) -> str:
         floors = ", ".join(f"{section.removeprefix('finite-diff ')} {floor:.1e}"
                            for section, floor in self.floors.items())
-        cells = [(r.section, r.layer, r.tensor, f"{r.max_abs_error:.3e}", f"{r.rel_error:.3e}",
+        cells = [(r.section, r.layer, r.tensor, f"{r.max_abs_error:.3e}",
+                  f"{r.rel_error:.3e}{'*' if r.term_scale is not None else ' '}",
                   ",".join(map(str, r.worst)) or "-", f"{r.mismatches}/{r.entries}",
                   "yes" if r.ok else "NO") for r in self.rows]
         header = ("section", "layer", "tensor", "max abs err", "rel err", "worst", "bad", "ok")
         widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+        counts = (f"; buffers that count (num_batches_tracked): {tolerance.EXACT.name}"
+                  if any(r.section == "buffers" for r in self.rows) else "")
         lines = [self.title,
-                 f"tolerance {self.tolerance_text}; {tolerance.FINITE_DIFFERENCES.name}",
+                 f"tolerance {self.tolerance_text}{counts}; {tolerance.FINITE_DIFFERENCES.name}",
                  f"finite-difference floors: {floors}"]
         lines += ["  ".join(cell.ljust(width) if i < 3 else cell.rjust(width)
                             for i, (cell, width) in enumerate(zip(row, widths, strict=True)))
                   for row in [header, *cells]]
+        scaled = [r for r in self.rows if r.term_scale is not None]
+        if scaled:
+            lines.append(f"* {len(scaled)} gradients whose sum over the batch cancels: rel err "
+                         "is max|a-b|/S, S = max Σ_n |example n's term| (from "
+                         f"{min(r.term_scale for r in scaled):.1e} to "
+                         f"{max(r.term_scale for r in scaled):.1e}), not max|b|")
         failed = sum(not r.ok for r in self.rows)
         verdict = ("PASS" if self.ok else
                    f"FAIL ({failed} of {len(self.rows)} rows out of tolerance)")

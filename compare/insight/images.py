@@ -42,35 +42,65 @@ def png(image: np.ndarray, palette: list[int] | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def tile_grid(tiles: np.ndarray, ground: int | tuple[int, ...], gutter: int = 2, scale: int = 2
-              ) -> np.ndarray:
-    """Tiles (N, h, w) or (N, h, w, 3) of one size in rows of ``TILES_PER_ROW`` on ``ground``,
-    each pixel drawn ``scale`` x ``scale``."""
+def tile_grid(tiles: np.ndarray, ground: int | tuple[int, ...], gutter: int = 2, scale: int = 1,
+              per_row: int = TILES_PER_ROW) -> np.ndarray:
+    """Tiles (N, h, w) or (N, h, w, 3) of one size in rows of ``per_row``, left to right and top
+    to bottom, on ``ground``, each tile's pixel drawn ``scale`` x ``scale`` (the gutters
+    ``gutter`` wide)."""
     count, height, width = tiles.shape[:3]
-    rows, columns = math.ceil(count / TILES_PER_ROW), min(count, TILES_PER_ROW)
+    tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
+    height, width = height * scale, width * scale
+    rows, columns = math.ceil(count / per_row), min(count, per_row)
     grid = np.empty((rows * (height + gutter) + gutter, columns * (width + gutter) + gutter,
                      *tiles.shape[3:]), np.uint8)
     grid[:] = ground
     for index, tile in enumerate(tiles):
-        top = gutter + (index // TILES_PER_ROW) * (height + gutter)
-        left = gutter + (index % TILES_PER_ROW) * (width + gutter)
+        top = gutter + (index // per_row) * (height + gutter)
+        left = gutter + (index % per_row) * (width + gutter)
         grid[top : top + height, left : left + width] = tile
-    return grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    return grid
 
 
-def neuron_tiles(weight: np.ndarray, count: int = 64) -> np.ndarray | None:
+def square_side(pixels: int) -> int | None:
+    """The side of a square image of ``pixels`` pixels; None when there is none."""
+    side = math.isqrt(pixels)
+    return side if side * side == pixels else None
+
+
+def neuron_tiles(weight: np.ndarray, count: int = 64, *, per_row: int = TILES_PER_ROW,
+                 scale: int = 1, full_color: float | None = None) -> np.ndarray | None:
     """The first ``count`` neurons of a first layer as images, indices into
-    :func:`diverging_palette`: row j of ``weight`` (out, pixels) as a square tile, each scaled
-    by its own largest |w| (so every neuron's pattern shows); None when the inputs are not a
-    square image."""
-    side = math.isqrt(weight.shape[1])
-    if side * side != weight.shape[1]:
+    :func:`diverging_palette`: row j of ``weight`` (out, pixels) as a square tile, ``per_row``
+    tiles a row, each pixel ``scale`` x ``scale``. A tile is full red or blue at its own largest
+    |w| (so every neuron's pattern shows), or, given ``full_color``, at that one value for the
+    whole grid (clipped beyond it, so the tiles compare); None when the inputs are not a square
+    image."""
+    side = square_side(weight.shape[1])
+    if side is None:
         return None
     rows = np.asarray(weight[:count], dtype=np.float64)
-    scale = np.abs(rows).max(axis=1, keepdims=True)
-    scaled = rows / np.where(scale > 0, scale, 1.0)  # in [-1, 1]
+    limit = np.abs(rows).max(axis=1, keepdims=True) if full_color is None else full_color
+    scaled = np.clip(rows / np.where(limit > 0, limit, 1.0), -1.0, 1.0)
     indices = np.rint((scaled + 1.0) * 127.0).astype(np.uint8)
-    return tile_grid(indices.reshape(-1, side, side), ground=255, scale=1)
+    return tile_grid(indices.reshape(-1, side, side), ground=255, scale=scale, per_row=per_row)
+
+
+def gray_palette() -> list[int]:
+    """256 RGB grays, flattened: index i is gray level i (a palette PNG of digits encodes in half
+    the time of a gray one, which PNG filters)."""
+    return [level for gray in range(256) for level in (gray, gray, gray)]
+
+
+def digit_mosaics(digits: np.ndarray, per_row: int) -> np.ndarray:
+    """Gray digits (neurons, k, pixels), values in [0, 1], k a square: each neuron's k digits
+    as one square mosaic, its first row first (white on black), the mosaics ``per_row`` a row on
+    gray; gray levels, indices into :func:`gray_palette`."""
+    neurons, k, pixels = digits.shape
+    side, across = square_side(pixels), math.isqrt(k)
+    gray = np.rint(np.clip(digits, 0, 1) * 255).astype(np.uint8)
+    mosaics = (gray.reshape(neurons, across, across, side, side).transpose(0, 1, 3, 2, 4)
+               .reshape(neurons, across * side, across * side))
+    return tile_grid(mosaics, ground=BACKGROUND[0], scale=1, per_row=per_row)
 
 
 @functools.cache
@@ -95,27 +125,47 @@ def confusion_cell(share: float, correct: bool) -> tuple[int, int, int]:
     return 255, shade, shade
 
 
-def confusion_image(confusion: np.ndarray) -> np.ndarray:
+CONFUSION_CELL, CONFUSION_LEFT, CONFUSION_TOP = 29, 46, 62
+"""The confusion matrix's layout in pixels: a cell, the margin left of the rows (the rotated
+title and the row labels) and above the columns (the headline, the title, the column labels).
+Ten classes make it 342 pixels wide, about the width of TensorBoard's image card, so the card
+shows it at its own size."""
+BLACK, WHITE = (0, 0, 0), (255, 255, 255)
+
+
+def bold_text(draw: ImageDraw.ImageDraw, position: tuple[int, int], text: str, size: int,
+              anchor: str) -> None:
+    """Black ``text`` thickened by a one-pixel stroke, so that it survives a browser's
+    scaling."""
+    draw.text(position, text, anchor=anchor, font=font(size), fill=BLACK, stroke_width=1,
+              stroke_fill=BLACK)
+
+
+def confusion_image(confusion: np.ndarray, headline: str = "") -> np.ndarray:
     """A confusion matrix (true class rows, predicted class columns, counts) as a heat map with
-    the counts written in."""
-    cell, margin, classes = 40, 48, len(confusion)
-    size = margin + classes * cell
-    image = Image.new("RGB", (size + 8, size + 8), (255, 255, 255))
+    the counts written in, the axes titled and ``headline`` above it."""
+    cell, left, top, classes = CONFUSION_CELL, CONFUSION_LEFT, CONFUSION_TOP, len(confusion)
+    image = Image.new("RGB", (left + classes * cell + 6, top + classes * cell + 6), WHITE)
     draw = ImageDraw.Draw(image)
     shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     for (true, predicted), count in np.ndenumerate(confusion):
         color = confusion_cell(shares[true, predicted], true == predicted)
-        left, top = margin + predicted * cell, margin + true * cell
-        draw.rectangle([left, top, left + cell - 1, top + cell - 1], fill=color)
-        draw.text((left + cell // 2, top + cell // 2), str(count), anchor="mm", font=font(12),
-                  fill=(255, 255, 255) if min(color) < 140 else (0, 0, 0))
+        x, y = left + predicted * cell, top + true * cell
+        draw.rectangle([x, y, x + cell - 2, y + cell - 2], fill=color)
+        draw.text((x + cell // 2, y + cell // 2), str(count), anchor="mm",
+                  font=font(11 if count >= 1000 else 13),
+                  fill=WHITE if min(color) < 140 else BLACK)
+    middle = cell // 2 - 1
     for index in range(classes):
-        draw.text((margin + index * cell + cell // 2, margin - 6), str(index), anchor="ms",
-                  font=font(13), fill=(0, 0, 0))
-        draw.text((margin - 8, margin + index * cell + cell // 2), str(index), anchor="rm",
-                  font=font(13), fill=(0, 0, 0))
-    draw.text((margin, 4), "predicted class", font=font(12), fill=(0, 0, 0))
-    draw.text((2, margin - 14), "true", font=font(12), fill=(0, 0, 0))
+        bold_text(draw, (left + index * cell + middle, top - 4), str(index), 14, "ms")
+        bold_text(draw, (left - 6, top + index * cell + middle), str(index), 14, "rm")
+    draw.text((2, 2), headline, anchor="la", font=font(15), fill=BLACK)
+    draw.text((left + classes * cell // 2, 23), "predicted class", anchor="ma", font=font(15),
+              fill=BLACK)
+    title = Image.new("RGB", (classes * cell, 20), WHITE)
+    ImageDraw.Draw(title).text((classes * cell // 2, 10), "true class", anchor="mm",
+                               font=font(15), fill=BLACK)
+    image.paste(title.rotate(90, expand=True), (2, top))
     return np.asarray(image)
 
 

@@ -1,19 +1,28 @@
 """One twin's insight logging: the pictures and curves TensorBoard shows of what happens inside
 the network, under the same tags for both twins.
 
-- ``Loss/train_step`` and ``GradNormStep/<layer>.weight``: every k-th step, k chosen for about
-  ``POINTS_PER_EPOCH`` points an epoch (recorded during the epoch, logged after it);
-- ``Neurons/first_layer``: the first layer's first 64 neurons as 28x28 weight images;
+- ``Loss/train_step``, ``GradNormStep/<layer>.weight`` and ``UpdateRatio/<layer>.weight``
+  (log10 of std(update) / std(weight), the step's change against the weights): every k-th step,
+  k chosen for about ``POINTS_PER_EPOCH`` points an epoch (recorded during the epoch, logged
+  after it);
+- ``Neurons/first_layer``, ``Neurons/learned_change`` and ``Neurons/top_digits``: the first
+  layer's first ``NEURONS_SHOWN`` neurons, row by row in the same order in all three: each
+  one's weights as a 28x28 tile (scaled by its own largest weight), its change since the
+  initial weights (one color scale for the grid), and the ``TOP_DIGITS`` test digits of a fixed
+  pool that excite it most (largest ``x . w``);
 - ``DeadUnits/hidden<n>`` and ``Activations/hidden<n>``: per hidden activation layer (found by
   its kind in the layer table), the share of dead or saturated units on the validation set (or
   the first 1000 training images without one), as its kind defines them (no such tag for a kind
   whose units never are), and the distribution of the outputs for its first 500 images;
 - ``Answers/probabilities``: the output probabilities for the first test digit of each class;
-- at the end, ``Mistakes/confusion_matrix`` and ``Mistakes/most_confident_wrong`` on the test set.
+- at the end, ``Mistakes/confusion_matrix`` (headed by the test accuracy) and
+  ``Mistakes/most_confident_wrong`` on the test set.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,12 +32,14 @@ from compare.insight.images import (
     ProbabilityBars,
     captioned_digits,
     confusion_image,
+    digit_mosaics,
     diverging_palette,
+    gray_palette,
     neuron_tiles,
     png,
 )
 from compare.insight.tensorboard_writer import SummaryWriter
-from compare.layers import kind_of
+from compare.layers import LayerKind, kind_of
 
 
 class Evaluated(Protocol):
@@ -53,6 +64,16 @@ POINTS_PER_EPOCH = 25
 PROBE_ROWS = 1000
 HISTOGRAM_ROWS = 500  # of the probe set: the activations' distribution, at a fraction of the cost
 MISTAKES_SHOWN = 16
+NEURONS_SHOWN, NEURONS_PER_ROW, NEURON_SCALE = 16, 4, 3
+"""The neuron grids: 16 neurons, 4 a row, each pixel 3x3: a 28x28 tile is 84 pixels and the
+grid 346, about the width of TensorBoard's image card, so the card shows it at its own size."""
+CHANGE_FULL_COLOR_QUANTILE = 0.99
+"""The learned change is full red or blue at this quantile of its |W - W0| over the grid (the
+largest 1% clipped), so that a few large weights do not fade the rest."""
+TOP_DIGITS, TOP_DIGIT_POOL = 9, 1000
+"""Per neuron, the 9 digits (a 3x3 mosaic as wide as its tile) of the first 1000 test images
+that excite it most: one (1000, pixels) x (pixels, 16) product an epoch, in the run's dtype (a
+test set of fewer than 9 images shows the largest square number it has: 4 or 1)."""
 
 
 def log_every(steps_per_epoch: int) -> int:
@@ -67,16 +88,46 @@ def recorded_steps(first_global_step: int, steps: int, every: int) -> list[int]:
     return [i for i in range(steps) if (first_global_step + i) % every == 0] if every else []
 
 
+def top_rows(values: np.ndarray, count: int) -> np.ndarray:
+    """(count, columns): in each column of ``values`` (rows, columns), the rows of its ``count``
+    largest values, largest first (a partition, then a sort of those alone)."""
+    candidates = np.argpartition(-values, count - 1, axis=0)[:count]
+    order = np.argsort(-np.take_along_axis(values, candidates, axis=0), axis=0, kind="stable")
+    return np.take_along_axis(candidates, order, axis=0)
+
+
+def hidden_activations(model: Any, evaluated: Evaluated) -> list[tuple[LayerKind, np.ndarray]]:
+    """The hidden activation layers of ``model`` (of either twin), first first, each with its
+    kind in the layer table and its outputs (N, units) in ``evaluated``."""
+    kinds = [kind_of(layer) for layer in model]
+    return [(kind, outputs) for kind, outputs in zip(kinds, evaluated.outputs, strict=True)
+            if kind.activation]
+
+
 def add_image(writer: SummaryWriter, tag: str, image: np.ndarray, step: int,
               palette: list[int] | None = None) -> None:
     writer.add_image(tag, png(image, palette), image.shape[0], image.shape[1], step)
 
 
+@dataclass(frozen=True)
+class InsightSource:
+    """What the insight of a run is drawn from: its ``splits``, and its first layer's weights
+    before training, ``initial_weight`` (neurons, pixels) in PyTorch's layout, from which
+    ``Neurons/learned_change`` measures the change."""
+
+    splits: Splits
+    initial_weight: np.ndarray
+
+
 class InsightLog:
     """Writes a twin's insight tags into its run folder's ``writer``."""
 
-    def __init__(self, writer: SummaryWriter, splits: Splits) -> None:
+    def __init__(self, writer: SummaryWriter, source: InsightSource) -> None:
         self.writer = writer
+        splits = source.splits
+        self.initial = np.asarray(source.initial_weight[:NEURONS_SHOWN], dtype=np.float64)
+        self.pool = splits.test_x[:TOP_DIGIT_POOL]  # in the run's dtype, as the twins compute
+        self.top_digits = math.isqrt(min(TOP_DIGITS, len(self.pool))) ** 2  # a square mosaic
         has_validation = len(splits.val_y) > 0
         self.probe_x = splits.val_x if has_validation else splits.train_x[:PROBE_ROWS]
         self.probe_y = splits.val_y if has_validation else splits.train_y[:PROBE_ROWS]
@@ -86,31 +137,32 @@ class InsightLog:
                                  for label in np.unique(splits.test_y)])
         self.bars = ProbabilityBars(self.pixels(self.handful), splits.test_y[self.handful],
                                     classes=NUM_CLASSES)
-        self.palette = diverging_palette()
+        self.palette, self.grays = diverging_palette(), gray_palette()
 
     def start(self) -> None:
-        self.writer.add_multiline_chart("Gradient norm of each layer's weights, every k steps",
-                                        r"GradNormStep/.*")
+        self.writer.add_multiline_charts({
+            "Gradient norm of each layer's weights, every k steps": r"GradNormStep/.*",
+            "log10 std(update) / std(weight) of each layer, every k steps": r"UpdateRatio/.*"})
 
     def steps(self, names: list[str], global_steps: list[int], losses: np.ndarray,
-              norms: np.ndarray) -> None:
-        """The recorded steps' losses and weight-gradient norms (one row per step)."""
-        tags = ["Loss/train_step", *(f"GradNormStep/{name}" for name in names)]
-        for step, loss, row in zip(global_steps, losses, norms, strict=True):
-            self.writer.add_scalars(dict(zip(tags, [loss, *row], strict=True)), step)
+              norms: np.ndarray, ratios: np.ndarray) -> None:
+        """The recorded steps' losses, weight-gradient norms and update ratios (one row per
+        step, one column per Linear layer, named ``names``)."""
+        tags = ["Loss/train_step", *(f"GradNormStep/{name}" for name in names),
+                *(f"UpdateRatio/{name}" for name in names)]
+        for step, loss, norm_row, ratio_row in zip(global_steps, losses, norms, ratios,
+                                                   strict=True):
+            self.writer.add_scalars(dict(zip(tags, [loss, *norm_row, *ratio_row], strict=True)),
+                                    step)
 
     def epoch(self, backend: Twin, epoch: int, validation: Evaluated | None) -> None:
         """The pictures of the network as it stands after ``epoch`` epochs (0: untrained);
         ``validation`` (with every layer's outputs) saves a pass over the validation set."""
-        tiles = neuron_tiles(backend.state_dict()["0.weight"])
-        if tiles is not None:
-            add_image(self.writer, "Neurons/first_layer", tiles, epoch, self.palette)
+        self.neurons(backend.state_dict()["0.weight"], epoch)
         if validation is None or not validation.outputs:
             validation = backend.evaluate(self.probe_x, self.probe_y, keep_outputs=True)
-        kinds = [kind_of(layer) for layer in backend.model]
-        hidden = [(kind, output) for kind, output in zip(kinds, validation.outputs, strict=True)
-                  if kind.activation]
-        for number, (kind, outputs) in enumerate(hidden, start=1):
+        for number, (kind, outputs) in enumerate(hidden_activations(backend.model, validation),
+                                                 start=1):
             if kind.inactive is not None:
                 self.writer.add_scalar(f"DeadUnits/hidden{number}",
                                        float(np.mean(kind.inactive(outputs))), epoch)
@@ -121,14 +173,39 @@ class InsightLog:
         add_image(self.writer, "Answers/probabilities", self.bars(handful.outputs[-1]), epoch,
                   self.bars.palette)
 
+    def neurons(self, weight: np.ndarray, epoch: int) -> None:
+        """The first layer's shown neurons, from its ``weight`` (neurons, pixels): their
+        weights, their change since the start and their top digits, when its inputs are a
+        square image."""
+        shown = np.asarray(weight[:NEURONS_SHOWN], dtype=np.float64)
+        layout = {"count": NEURONS_SHOWN, "per_row": NEURONS_PER_ROW, "scale": NEURON_SCALE}
+        tiles = neuron_tiles(shown, **layout)
+        if tiles is None:
+            return
+        add_image(self.writer, "Neurons/first_layer", tiles, epoch, self.palette)
+        change = shown - self.initial
+        full_color = float(np.quantile(np.abs(change), CHANGE_FULL_COLOR_QUANTILE))
+        add_image(self.writer, "Neurons/learned_change",
+                  neuron_tiles(change, full_color=full_color, **layout), epoch, self.palette)
+        # x . w of every pool image for every shown neuron (pool, neurons): the bias moves no rank
+        excitation = self.pool @ shown.T.astype(self.pool.dtype)
+        top = top_rows(excitation, self.top_digits).T
+        digits = self.pixels(top.ravel()).reshape(*top.shape, -1)
+        add_image(self.writer, "Neurons/top_digits", digit_mosaics(digits, NEURONS_PER_ROW),
+                  epoch, self.grays)
+
     def final(self, writer: SummaryWriter, epoch: int, test: Evaluated) -> None:
-        """The test set's confusion matrix and the most confidently wrong digits."""
+        """The test set's confusion matrix under its accuracy, and the most confidently wrong
+        digits."""
         probabilities = test.outputs[-1]
         predicted = probabilities.argmax(axis=1)
         classes = probabilities.shape[1]
         confusion = np.zeros((classes, classes), np.int64)
         np.add.at(confusion, (self.test_y, predicted), 1)
-        add_image(writer, "Mistakes/confusion_matrix", confusion_image(confusion), epoch)
+        right, total = int(np.trace(confusion)), len(predicted)
+        headline = f"test accuracy {right / total:.2%} ({right:,} of {total:,})"
+        add_image(writer, "Mistakes/confusion_matrix", confusion_image(confusion, headline),
+                  epoch)
         wrong = np.flatnonzero(predicted != self.test_y)
         if len(wrong):
             confidence = probabilities[wrong, predicted[wrong]]

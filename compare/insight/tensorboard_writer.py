@@ -236,12 +236,13 @@ class SummaryWriter:
                                           encoded_image_string=png)
         self._add_values([summary_pb2.Summary.Value(tag=tag, image=image)], step)
 
-    def add_multiline_chart(self, title: str, tag_pattern: str) -> None:
-        """A chart of the Custom Scalars tab that draws every scalar whose tag matches the
-        regular expression ``tag_pattern`` on the same axes."""
-        chart = layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(
-            tag=[tag_pattern]))
-        layout = layout_pb2.Layout(category=[layout_pb2.Category(title=title, chart=[chart])])
+    def add_multiline_charts(self, charts: dict[str, str]) -> None:
+        """The Custom Scalars tab's layout: one chart per entry of ``charts`` (title: a regular
+        expression), each drawing every scalar whose tag matches on the same axes (one layout a
+        run: a second call replaces the first)."""
+        layout = layout_pb2.Layout(category=[layout_pb2.Category(title=title, chart=[
+            layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(
+                tag=[tag_pattern]))]) for title, tag_pattern in charts.items()])
         value = summary_pb2.Summary.Value(
             tag=custom_scalar_metadata.CONFIG_SUMMARY_TAG,
             metadata=custom_scalar_metadata.create_summary_metadata(),

@@ -4,12 +4,14 @@ from compare.layers.table import (
     ACTIVATIONS,
     DROPOUT,
     LAYER_KINDS,
+    LINEAR,
     NORMS,
     LayerKind,
     Setting,
     kind_of,
+    linear_weights,
     torch_layout,
 )
 
-__all__ = ["ACTIVATIONS", "DROPOUT", "LAYER_KINDS", "NORMS", "LayerKind", "Setting", "kind_of",
-           "torch_layout"]
+__all__ = ["ACTIVATIONS", "DROPOUT", "LAYER_KINDS", "LINEAR", "NORMS", "LayerKind", "Setting",
+           "kind_of", "linear_weights", "torch_layout"]

@@ -4,6 +4,7 @@ layer's outputs (N, units) on a set of inputs), whether it has stopped passing g
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,11 +22,18 @@ def never_positive(outputs: np.ndarray) -> np.ndarray:
     return ~np.any(outputs > 0, axis=0)
 
 
-def saturated_between(low: float, high: float) -> Inactive:
-    """Saturated: within ``SATURATION_MARGIN`` of ``low`` or ``high`` on more than
-    ``SATURATED_SHARE`` of the inputs."""
-    def saturated(outputs: np.ndarray) -> np.ndarray:
-        near = (outputs < low + SATURATION_MARGIN) | (outputs > high - SATURATION_MARGIN)
-        return np.mean(near, axis=0) > SATURATED_SHARE
+@dataclass(frozen=True)
+class Saturation:
+    """Saturated, for an activation whose outputs lie between ``low`` and ``high``: an output
+    within ``SATURATION_MARGIN`` of either; a unit (called on outputs (N, units)) saturated on
+    more than ``SATURATED_SHARE`` of the inputs."""
 
-    return saturated
+    low: float
+    high: float
+
+    def near_bounds(self, outputs: np.ndarray) -> np.ndarray:
+        """outputs (N, units) -> (N, units) bool: which outputs are saturated."""
+        return (outputs < self.low + SATURATION_MARGIN) | (outputs > self.high - SATURATION_MARGIN)
+
+    def __call__(self, outputs: np.ndarray) -> np.ndarray:
+        return np.mean(self.near_bounds(outputs), axis=0) > SATURATED_SHARE

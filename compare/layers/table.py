@@ -12,15 +12,15 @@ from __future__ import annotations
 import math
 import numbers
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 import scratch
-from compare.layers.activity import Inactive, never_positive, saturated_between
+from compare.layers.activity import Inactive, Saturation, never_positive
 
 if TYPE_CHECKING:
     from torch import nn
@@ -125,13 +125,15 @@ class LayerKind:
         extra = dtype_and_device if self.takes_dtype else {}
         return self.torch_class()(**arguments, **self.settings_of(layer), **extra)
 
-    def settings_of(self, layer: object) -> dict[str, float]:
-        """The settings a built layer of this kind holds (attributes named as the settings)."""
+    def settings_of(self, layer: object) -> dict[str, float | None]:
+        """The settings a built layer of this kind holds (attributes named as the settings; None
+        as it is: batch norm's ``momentum=None``)."""
         missing = [s.name for s in self.settings if not hasattr(layer, s.name)]
         if missing:
             raise ValueError(f"{type(layer).__name__} keeps no attribute {missing[0]!r}, a "
                              f"setting the layer table declares for {self.name}")
-        return {setting.name: float(getattr(layer, setting.name)) for setting in self.settings}
+        values = {setting.name: getattr(layer, setting.name) for setting in self.settings}
+        return {name: None if value is None else float(value) for name, value in values.items()}
 
     def torch_layout(self, name: str, array: np.ndarray) -> np.ndarray:
         """Scratch parameter ``name`` as PyTorch lays it out (a view); also goes back."""
@@ -152,9 +154,9 @@ LAYER_KINDS: tuple[LayerKind, ...] = (
     LayerKind("relu", scratch.ReLU, "ReLU", activation=True, inactive=never_positive,
               gain=lambda: math.sqrt(2.0)),
     LayerKind("sigmoid", scratch.Sigmoid, "Sigmoid", activation=True,
-              inactive=saturated_between(0.0, 1.0)),
+              inactive=Saturation(0.0, 1.0)),
     LayerKind("tanh", scratch.Tanh, "Tanh", activation=True,
-              inactive=saturated_between(-1.0, 1.0), gain=lambda: 5.0 / 3),
+              inactive=Saturation(-1.0, 1.0), gain=lambda: 5.0 / 3),
     LayerKind("leaky_relu", scratch.LeakyReLU, "LeakyReLU", activation=True,
               inactive=never_positive,
               settings=(Setting("negative_slope", 0.01, 0.0, 1.0,
@@ -179,6 +181,14 @@ NORMS: dict[str, LayerKind] = {kind.norm: kind for kind in LAYER_KINDS if kind.n
 """The kinds ``--norm`` offers, by its name for them: ``batch``, ``layer``."""
 
 DROPOUT: LayerKind = next(kind for kind in LAYER_KINDS if kind.scratch is scratch.Dropout)
+LINEAR: LayerKind = next(kind for kind in LAYER_KINDS if kind.scratch is scratch.Linear)
+
+
+def linear_weights(model: Iterable[object]) -> list[tuple[str, Any]]:
+    """(state dict name, weight parameter) of every Linear layer of a network of either twin, the
+    first first: ``("0.weight", ...)``; a normalization's weight (gamma) is not one of them."""
+    return [(f"{index}.weight", layer.weight) for index, layer in enumerate(model)
+            if kind_of(layer) is LINEAR]
 
 
 def torch_layout(layer: scratch.Module, kind: LayerKind | None, name: str, array: np.ndarray

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from compare.data import NUM_CLASSES, Splits
 from compare.errors import CheckError
 from compare.harness.arch import Architecture
+from compare.harness.twins import StateDict
+from compare.training.backend import Backend
 from compare.training.config import TrainConfig
 from compare.training.divergence import DivergenceError
 from compare.training.history import EpochRecord
@@ -33,29 +35,37 @@ class LessonContext:
     backends: list[str]
     splits: Splits | None  # None for a lesson with a problem of its own (Lesson.uses_data)
     dataset: str
-    logdir: Path  # runs/lesson-<name>, one sub-folder per configuration
+    logdir: Path  # runs/lesson-<name>, one sub-folder per configuration (runner.teach makes it)
     seed: int
-    stop: StopRequest
+    stop: StopRequest = field(default_factory=StopRequest)  # runner.teach gives a live one
     log: Callable[[str], None] = print
 
 
 @dataclass
 class Outcome:
-    """One configuration trained by one twin: its epochs, and where it diverged (if it did)."""
+    """One configuration trained by one twin: its epochs, where it diverged (if it did), and the
+    trained twin (its network and weights, None when it diverged) with the folder its run wrote."""
 
     history: list[EpochRecord]
     test_accuracy: float = math.nan
     train_accuracy: float = math.nan
     diverged_at: int | None = None  # the global step of the first non-finite value
     seconds: float = 0.0
+    backend: Backend | None = None
+    folder: Path | None = None
+    test_loss: float = math.nan
+    best_checkpoint: Path | None = None  # with early stopping (patience): checkpoint-best
+    state: StateDict | None = None
 
 
 def sgd_config(context: LessonContext, hidden: tuple[int, ...], activation: str, *, lr: float,
-               **settings: int | str) -> TrainConfig:
+               layers: Mapping[str, object] | None = None, **settings: int | str) -> TrainConfig:
     """The network ``inputs-hidden...-10`` with ``activation``, plain SGD at ``lr``, the
-    context's seed, on the CPU; ``settings`` are the others of :class:`TrainConfig` (epochs,
-    dtype, batch_size: 64 unless given)."""
-    arch = Architecture((context.splits.train_x.shape[1], *hidden, NUM_CLASSES), activation)
+    context's seed, on the CPU; ``layers`` are :class:`Architecture`'s norm, dropout, init and
+    init_std (none, 0, torch's by default); ``settings`` are the others of :class:`TrainConfig`
+    (epochs, dtype, batch_size: 64 unless given)."""
+    arch = Architecture((context.splits.train_x.shape[1], *hidden, NUM_CLASSES), activation,
+                        **(layers or {}))
     return TrainConfig(arch, OptimizerSpec.create("sgd", lr), seed=context.seed, device="cpu",
                        **settings)
 
@@ -95,8 +105,11 @@ def _train_twin(context: LessonContext, run: Run) -> Outcome:
         return Outcome(diverged.history, diverged_at=diverged.step,
                        seconds=time.perf_counter() - started)
     train_accuracy = twin.backend.evaluate(run.splits.train_x, run.splits.train_y).accuracy
+    best = None if run.config.patience is None else twin.checkpoints.best
     return Outcome(history.epochs, history.test.accuracy, train_accuracy,
-                   seconds=time.perf_counter() - started)
+                   seconds=time.perf_counter() - started, backend=twin.backend,
+                   folder=run.folder / twin.name, test_loss=history.test.loss,
+                   best_checkpoint=best, state=twin.backend.state_dict())
 
 
 def _summary(outcome: Outcome) -> str:
@@ -106,10 +119,23 @@ def _summary(outcome: Outcome) -> str:
             f"test accuracy {outcome.test_accuracy:.4f}, {outcome.seconds:.1f} s")
 
 
+def verdict_of_twins(failed: dict[str, list[str]], describe: Callable[[str], str]
+                     ) -> tuple[bool, str]:
+    """Whether no twin broke the claim (``failed``: what each twin broke, empty when nothing),
+    and the reason: ``describe`` of the first twin that broke it (else of the first twin),
+    followed by what that twin broke."""
+    twin = next((t for t, broken in failed.items() if broken), next(iter(failed)))
+    reason = describe(twin)
+    if failed[twin]:
+        reason += f"; {twin}: " + "; ".join(failed[twin])
+    return not any(failed.values()), reason
+
+
 @dataclass
 class Row:
     """One figure of one configuration, per twin. ``math`` figures must agree between the
-    twins; the others (seconds) measure the libraries."""
+    twins; the others (marked * in the table) measure the libraries (seconds, random draws of
+    their own, rounding noise)."""
 
     figure: str
     config: str
@@ -131,10 +157,10 @@ class Lesson:
     def run(self, context: LessonContext) -> LessonReport:
         raise NotImplementedError
 
-    def report(self, context: LessonContext, rows: list[Row], holds: bool, reason: str
-               ) -> LessonReport:
+    def report(self, context: LessonContext, rows: list[Row], holds: bool, reason: str,
+               pictures: dict[str, bytes] | None = None) -> LessonReport:
         return LessonReport(self.name, self.claim, rows, holds, reason, context.logdir,
-                            self.dtype, self.look_at)
+                            self.dtype, self.look_at, pictures or {})
 
 
 @dataclass
@@ -144,9 +170,10 @@ class LessonReport:
     rows: list[Row]
     holds: bool
     reason: str
-    runs: Path
+    runs: Path | None  # None: run in a temporary folder, gone (compare.run_lesson)
     dtype: str
     look_at: str  # what to open in TensorBoard
+    pictures: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG bytes
 
     @property
     def verdict(self) -> str:
@@ -161,25 +188,41 @@ class LessonReport:
             return None
         return max((abs(a - b) / max(abs(a), abs(b)) if a != b else 0.0) for a, b in pairs)
 
+    def picture_files(self) -> list[str]:
+        """Where :meth:`write_pictures` puts the pictures (their names without ``runs``)."""
+        return [name if self.runs is None else str(self.runs / name) for name in self.pictures]
+
+    def write_pictures(self) -> None:
+        """Each picture as a PNG file in ``runs``."""
+        for name, picture in self.pictures.items():
+            (self.runs / name).write_bytes(picture)
+
     def to_json(self) -> dict:
         return {"lesson": self.name, "claim": self.claim, "verdict": self.verdict,
                 "reason": self.reason, "dtype": self.dtype,
-                "twin_max_rel_difference": self.twin_difference(), "runs": str(self.runs),
+                "twin_max_rel_difference": self.twin_difference(),
+                "runs": None if self.runs is None else str(self.runs),
+                "pictures": self.picture_files(),
                 "figures": [{"figure": r.figure, "config": r.config, "values": r.values,
                              "twins_must_agree": r.math} for r in self.rows]}
 
     def table(self) -> str:
         twins = list(self.rows[0].values) if self.rows else []
-        width = max(len(row.figure) for row in self.rows) + 2
-        lines = [f"lesson {self.name}: {self.claim}",
-                 f"runs in {self.runs} (TensorBoard: {self.look_at})", "",
+        figures = [row.figure + ("" if row.math else " *") for row in self.rows]
+        width = max(map(len, figures)) + 2
+        kept = ("runs not kept (no logdir given)" if self.runs is None else
+                f"runs in {self.runs} (TensorBoard: {self.look_at})")
+        lines = [f"lesson {self.name}: {self.claim}", kept,
+                 *([f"pictures: {', '.join(self.picture_files())}"] if self.pictures else []),
+                 "",
                  f"{'figure':<{width}}{'config':<18}" + "".join(f"{t:>12}" for t in twins)]
-        lines += [f"{row.figure:<{width}}{row.config:<18}" +
-                  "".join(f"{_number(row.values[t]):>12}" for t in twins) for row in self.rows]
+        lines += [f"{figure:<{width}}{row.config:<18}" +
+                  "".join(f"{_number(row.values[t]):>12}" for t in twins)
+                  for figure, row in zip(figures, self.rows, strict=True)]
         difference = self.twin_difference()
         if difference is not None:
-            lines.append(f"\nlargest relative difference between the twins' figures (seconds "
-                         f"aside): {difference:.1e} ({self.dtype})")
+            lines.append(f"\nlargest relative difference between the twins' figures (those "
+                         f"marked * aside): {difference:.1e} ({self.dtype})")
         lines.append(f"verdict: {self.verdict}: {self.reason}")
         return "\n".join(lines)
 

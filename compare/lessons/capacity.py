@@ -7,14 +7,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from compare.data import Splits
 from compare.lessons.base import (
     Lesson,
     LessonContext,
     LessonReport,
+    Outcome,
     Row,
     sgd_config,
     train_configuration,
 )
+from compare.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,7 @@ class Overfitting(Lesson):
     look_at = "SCALARS Loss/train against Loss/val (their gap), Accuracy/val"
 
     def run(self, context: LessonContext) -> LessonReport:
-        splits = replace(context.splits, train_x=context.splits.train_x[: self.train_images],
-                         train_y=context.splits.train_y[: self.train_images])
-        label = f"{self.train_images}-images"
-        config = sgd_config(context, (self.hidden,), "relu", epochs=self.epochs, lr=self.lr,
-                            dtype=self.dtype, batch_size=32)
-        outcomes = train_configuration(context, label, config, splits)
+        label, outcomes = self.train(context)
         figures = {t: overfitting_figures(o.history, o.train_accuracy)
                    for t, o in outcomes.items()}
         rows = [Row(name, label, {t: f[name] for t, f in figures.items()})
@@ -84,6 +82,24 @@ class Overfitting(Lesson):
                   f"{f['training loss, last epoch']:.4f}; early stopping would keep epoch "
                   f"{best:.0f}")
         return self.report(context, rows, holds, reason)
+
+    def configuration(self, context: LessonContext, dropout: float = 0.0
+                      ) -> tuple[TrainConfig, Splits]:
+        """The network and training that memorize (``hidden`` ReLU neurons, batches of 32), with
+        ``dropout`` after the hidden activation, and the context's splits with only the first
+        ``train_images`` training images (the dropout and early-stopping lessons train them
+        too)."""
+        splits = replace(context.splits, train_x=context.splits.train_x[: self.train_images],
+                         train_y=context.splits.train_y[: self.train_images])
+        return sgd_config(context, (self.hidden,), "relu", epochs=self.epochs, lr=self.lr,
+                          dtype=self.dtype, batch_size=32, layers={"dropout": dropout}), splits
+
+    def train(self, context: LessonContext, dropout: float = 0.0
+              ) -> tuple[str, dict[str, Outcome]]:
+        """:meth:`configuration` trained by each twin of the context: its label and the
+        outcomes."""
+        label = f"dropout-{dropout:g}" if dropout else f"{self.train_images}-images"
+        return label, train_configuration(context, label, *self.configuration(context, dropout))
 
 
 def overfitting_figures(history: list, train_accuracy: float) -> dict[str, float]:

@@ -43,13 +43,9 @@ class VanishingGradients(Lesson):
     def run(self, context: LessonContext) -> LessonReport:
         ratios, rows = {}, []
         for activation in (self.failing, self.working):
-            config = sgd_config(context, (self.width,) * (self.depth - 1), activation,
-                                epochs=self.epochs, lr=self.lr, dtype=self.dtype)
-            outcomes = train_configuration(context, activation, config)
+            label, outcomes = self.train(context, activation)
             ratios[activation] = {t: first_to_last_ratio(o) for t, o in outcomes.items()}
-            rows += [Row("first / last layer grad norm, epoch 1", activation, ratios[activation]),
-                     Row(f"test accuracy after {self.epochs} epochs", activation,
-                         {t: o.test_accuracy for t, o in outcomes.items()})]
+            rows += self.rows(label, outcomes)
         failing, working = ratios[self.failing], ratios[self.working]
         holds = all(working[t] >= self.gap * failing[t] for t in failing)
         twin = next(iter(failing))
@@ -58,3 +54,22 @@ class VanishingGradients(Lesson):
                   f"{self.working} ({working[twin] / failing[twin]:.0f}x; the claim needs "
                   f"{self.gap:g}x)")
         return self.report(context, rows, holds, reason)
+
+    def train(self, context: LessonContext, activation: str, norm: str = "none"
+              ) -> tuple[str, dict[str, Outcome]]:
+        """The deep stack (``depth`` Linear layers, ``width`` wide) with ``activation``, and
+        ``norm`` after every hidden Linear, trained by each twin of the context: its label and
+        the outcomes."""
+        label = activation if norm == "none" else f"{activation}-{norm}norm"
+        config = sgd_config(context, (self.width,) * (self.depth - 1), activation,
+                            epochs=self.epochs, lr=self.lr, dtype=self.dtype,
+                            layers={"norm": norm})
+        return label, train_configuration(context, label, config)
+
+    def rows(self, label: str, outcomes: dict[str, Outcome]) -> list[Row]:
+        """The figures of one trained stack: how much gradient reaches its first layer, and
+        what it has learnt."""
+        return [Row("first / last layer grad norm, epoch 1", label,
+                    {t: first_to_last_ratio(o) for t, o in outcomes.items()}),
+                Row(f"test accuracy after {self.epochs} epochs", label,
+                    {t: o.test_accuracy for t, o in outcomes.items()})]

@@ -16,6 +16,7 @@ from compare.lessons.base import (
     Row,
     sgd_config,
     train_configuration,
+    verdict_of_twins,
 )
 
 HIDDEN = (128, 64)  # the default network, 784-128-64-10 ReLU
@@ -124,15 +125,15 @@ class BatchSize(Lesson):
         small, large = self.batch_sizes[0], self.batch_sizes[-1]
         failed = {t: self.failures([figures[b][t] for b in self.batch_sizes])
                   for t in figures[small]}
-        twin = next((t for t, f in failed.items() if f), next(iter(failed)))
-        a, b = figures[small][twin], figures[large][twin]
-        reason = (f"({twin}) batch {small}: {a['updates per epoch']} updates an epoch, loss "
-                  f"noise {a['step-to-step loss noise']:.3f}, val accuracy "
-                  f"{a[self.accuracy]:.3f}; batch {large}: {b['updates per epoch']} updates, "
-                  f"noise {b['step-to-step loss noise']:.3f}, accuracy "
-                  f"{b[self.accuracy]:.3f} (the claim needs fewer updates and less noise at "
-                  f"every larger batch and the smallest at least as accurate; seconds per "
-                  f"epoch, {a[SECONDS]:.2f} and {b[SECONDS]:.2f}, are not judged)")
-        if failed[twin]:
-            reason += f"; {twin}: " + "; ".join(failed[twin])
-        return not any(failed.values()), reason
+
+        def describe(twin: str) -> str:
+            a, b = figures[small][twin], figures[large][twin]
+            return (f"({twin}) batch {small}: {a['updates per epoch']} updates an epoch, loss "
+                    f"noise {a['step-to-step loss noise']:.3f}, val accuracy "
+                    f"{a[self.accuracy]:.3f}; batch {large}: {b['updates per epoch']} updates, "
+                    f"noise {b['step-to-step loss noise']:.3f}, accuracy "
+                    f"{b[self.accuracy]:.3f} (the claim needs fewer updates and less noise at "
+                    f"every larger batch and the smallest at least as accurate; seconds per "
+                    f"epoch, {a[SECONDS]:.2f} and {b[SECONDS]:.2f}, are not judged)")
+
+        return verdict_of_twins(failed, describe)

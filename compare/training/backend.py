@@ -16,6 +16,9 @@ from compare.harness.twins import StateDict
 BACKEND_NAMES = ("scratch", "torch")
 EVALUATION_ROWS = 1000
 """How many images a backend evaluates at a time."""
+RATIO_FLOOR, STD_FLOOR = 1e-10, 1e-30
+"""An update ratio below 1e-10 (log10 -10: a step that changed nothing) reads 1e-10, and a
+weight's std is taken as at least 1e-30 (all-zero weights), so the log is finite."""
 
 
 @dataclass
@@ -69,6 +72,13 @@ class Backend(Protocol):
         at each of the ``norm_steps`` taken so far (float64)."""
         ...
 
+    def step_update_ratios(self) -> np.ndarray:
+        """(steps recorded so far, Linear layers): log10 of std(update) / std(weight) of each
+        Linear weight at each of the ``norm_steps`` taken so far, the update being what the
+        optimizer's step changed and the weight what it left (float64; floored at
+        log10 ``RATIO_FLOOR``)."""
+        ...
+
     def evaluate(self, x: np.ndarray, y: np.ndarray, *, keep_outputs: bool = False
                  ) -> Evaluation:
         """Mean cross-entropy and accuracy over x (N, features), y (N,); with ``keep_outputs``,
@@ -90,6 +100,11 @@ class Backend(Protocol):
     def load_optimizer_state(self, state: dict, steps_taken: int) -> None:
         """Continue from the optimizer state a checkpoint of this twin holds after
         ``steps_taken`` steps, checked first (ValueError naming the entry)."""
+        ...
+
+    def load_random_state(self, saved: dict) -> None:
+        """Continue the Dropout layers' draws from the random state a checkpoint of this twin
+        holds, checked first (ValueError; one missing for a network with Dropout too)."""
         ...
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import scratch
 from compare.harness.arch import parse_dtype
-from compare.harness.twins import build_twins
+from compare.harness.twins import StateDict, build_twins, scratch_state_dict
 from compare.memory import Footprint, check_fits
 from compare.training.backend import EVALUATION_ROWS, Backend
 from compare.training.checkpoint import Checkpoint, CheckpointError, network
@@ -39,29 +39,44 @@ def build_backend(name: str, config: TrainConfig) -> Backend:
                                   config.optimizer)
     _, torch_model = build_twins(config.arch, seed=config.seed, dtype=config.dtype,
                                  device=config.device)
-    return evaluation_backend(torch_model, config.optimizer)
+    return evaluation_backend(torch_model, config.optimizer, config.seed)
+
+
+def initial_state(config: TrainConfig) -> StateDict:
+    """The weights both twins of a run with ``config`` start from, drawn again from its seed as
+    :func:`build_backend` draws them (so a resumed run has them too), in PyTorch's layout."""
+    return scratch_state_dict(config.arch.build_scratch(seed=config.seed, dtype=config.dtype))
 
 
 def restore_backend(name: str, config: TrainConfig, saved: Checkpoint, steps_taken: int
                     ) -> Backend:
-    """The twin ``name`` holding the weights and optimizer state of its checkpoint ``saved``,
-    written after ``steps_taken`` steps, both checked first (CheckpointError naming the file)."""
-    backend = evaluation_backend(network(saved, name, device=config.device), config.optimizer)
+    """The twin ``name`` holding the weights, optimizer state and random state of its checkpoint
+    ``saved``, written after ``steps_taken`` steps, all checked first (CheckpointError naming
+    the file)."""
+    backend = evaluation_backend(network(saved, name, device=config.device), config.optimizer,
+                                 config.seed)
     try:
         backend.load_optimizer_state(saved.optimizer, steps_taken)
     except ValueError as error:
         raise CheckpointError(f"{saved.path}: its optimizer state does not fit the run's "
                               f"{config.optimizer.name} optimizer: {error}") from None
+    try:
+        backend.load_random_state(saved.random_state)
+    except ValueError as error:
+        raise CheckpointError(f"{saved.path}: its random state cannot be restored: {error}"
+                              ) from None
     return backend
 
 
-def evaluation_backend(model: Any, optimizer: OptimizerSpec | None = None) -> Backend:
+def evaluation_backend(model: Any, optimizer: OptimizerSpec | None = None, seed: int = 0
+                       ) -> Backend:
     """The backend around a network of either twin; without an ``optimizer`` it only
-    evaluates."""
+    evaluates. ``seed`` starts the torch twin's random draws (a scratch network's Dropout
+    layers hold generators of their own)."""
     if isinstance(model, scratch.Sequential):
         from compare.training.scratch_backend import ScratchBackend
 
         return ScratchBackend(model, optimizer)
     from compare.training.torch_backend import TorchBackend
 
-    return TorchBackend(model, optimizer)
+    return TorchBackend(model, optimizer, seed)

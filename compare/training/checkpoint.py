@@ -1,16 +1,22 @@
 """Checkpoints in safe formats, written atomically, loadable into either twin.
 
 Both twins save the same state dict: PyTorch's parameter names (``0.weight``, ``0.bias``...) and
-PyTorch's layout (weights (out, in)), plus a JSON ``meta`` that rebuilds the network, its input
-normalization and the run, the optimizer's state, and what the interrupted epoch recorded so far
-(``progress``), so that a run continues exactly.
+PyTorch's layout (weights (out, in)), batch norm's buffers by PyTorch's names too
+(``1.running_mean``, ``1.running_var``, ``1.num_batches_tracked``: an int64 count), plus a JSON
+``meta`` that rebuilds the network, its input normalization and the run, the optimizer's state,
+and what the interrupted epoch recorded so far (``progress``), so that a run continues exactly.
 
-- scratch: ``checkpoint.npz``, read with ``allow_pickle=False``: one array per parameter,
-  ``optimizer/<index>/<name>`` and ``progress/<name>`` arrays, and ``meta``;
+- scratch: ``checkpoint.npz``, read with ``allow_pickle=False``: one array per parameter and
+  buffer, ``optimizer/<index>/<name>`` and ``progress/<name>`` arrays, and ``meta``;
 - torch: ``checkpoint.pt``, read with ``weights_only=True``: ``{"state_dict", "optimizer"
   (torch.optim's state_dict), "progress", "meta" (a JSON string)}``.
 
 ``meta["format"]`` is :data:`FORMAT`; a file without it, or with another, is refused.
+
+A network with Dropout also keeps where the twin's random draws stand, ``random_state``: the
+scratch twin in ``meta``, each Dropout's generator state (NumPy's PCG64 dict) by the layer's
+index; the torch twin as an entry of its file, torch's generator states (uint8 tensors) by
+``cpu`` and ``cuda``. Without them such a run cannot continue exactly, and ``--resume`` refuses it.
 """
 
 from __future__ import annotations
@@ -55,7 +61,8 @@ class CheckpointError(UserError):
 @dataclass
 class Checkpoint:
     """What a checkpoint file holds: the state dict as NumPy arrays, the twin's own optimizer
-    state, the interrupted epoch's records, and ``meta``."""
+    state, the interrupted epoch's records, its random state (empty for a network without
+    Dropout), and ``meta``."""
 
     path: Path
     written_by: str
@@ -63,6 +70,7 @@ class Checkpoint:
     state: StateDict
     optimizer: dict | None = None
     progress: dict[str, np.ndarray] = field(default_factory=dict)
+    random_state: dict = field(default_factory=dict)
 
     def architecture(self) -> Architecture:
         return Architecture.from_meta(self.meta)
@@ -102,7 +110,8 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
 
 def save_npz(path: Path, state: StateDict, meta: dict, optimizer: dict | None = None,
              progress: Mapping[str, np.ndarray] | None = None) -> None:
-    """The scratch twin's checkpoint; ``optimizer`` is a ``scratch.optim`` state_dict."""
+    """The scratch twin's checkpoint; ``optimizer`` is a ``scratch.optim`` state_dict, ``meta``
+    may hold the Dropout layers' ``random_state``."""
     optimizer = optimizer or {}
     arrays = dict(state)
     scalars = {key: value for key, value in optimizer.items() if key != "state"}
@@ -114,16 +123,20 @@ def save_npz(path: Path, state: StateDict, meta: dict, optimizer: dict | None = 
 
 
 def save_pt(path: Path, state: Mapping[str, Any], meta: dict, optimizer: dict | None = None,
-            progress: Mapping[str, np.ndarray] | None = None) -> None:
+            progress: Mapping[str, np.ndarray] | None = None,
+            random_state: Mapping[str, np.ndarray] | None = None) -> None:
     """The torch twin's checkpoint (``state`` holds tensors, saved from the CPU; ``optimizer``
-    is a ``torch.optim`` state_dict)."""
+    is a ``torch.optim`` state_dict; ``random_state`` torch's generator states)."""
     import torch
 
+    def tensors(arrays: Mapping[str, np.ndarray] | None) -> dict[str, torch.Tensor]:
+        return {name: torch.from_numpy(array) for name, array in (arrays or {}).items()}
+
     saved = {"state_dict": {name: value.detach().cpu() for name, value in state.items()},
-             "optimizer": optimizer,
-             "progress": {name: torch.from_numpy(array) for name, array in
-                          (progress or {}).items()},
+             "optimizer": optimizer, "progress": tensors(progress),
              "meta": json.dumps(meta | {"format": FORMAT})}
+    if random_state:
+        saved["random_state"] = tensors(random_state)
     write_atomically(path, lambda file: torch.save(saved, file))
 
 
@@ -140,7 +153,8 @@ def _read_npz(path: Path) -> Checkpoint:
             optimizer["state"].setdefault(int(index), {})[name] = array
     progress = {key.split("/", 1)[1]: a for key, a in arrays.items() if key.startswith("progress/")}
     state = {key: array for key, array in arrays.items() if "/" not in key}
-    return Checkpoint(path, "scratch", meta, state, optimizer, progress)
+    return Checkpoint(path, "scratch", meta, state, optimizer, progress,
+                      meta.pop("random_state", {}))
 
 
 def _read_pt(path: Path) -> Checkpoint:
@@ -149,8 +163,9 @@ def _read_pt(path: Path) -> Checkpoint:
     saved = torch.load(path, map_location="cpu", weights_only=True)
     state = {name: value.numpy() for name, value in saved["state_dict"].items()}
     progress = {name: value.numpy() for name, value in saved.get("progress", {}).items()}
+    random_state = {name: value.numpy() for name, value in saved.get("random_state", {}).items()}
     return Checkpoint(path, "torch", json.loads(saved["meta"]), state, saved.get("optimizer"),
-                      progress)
+                      progress, random_state)
 
 
 def check_meta(path: Path, meta: object, keys: Mapping[str, type]) -> None:
@@ -171,12 +186,19 @@ def check_meta(path: Path, meta: object, keys: Mapping[str, type]) -> None:
                                   f"{', '.join(choices[key])}")
 
 
+COUNT_DTYPE = np.dtype(np.int64)
+"""The dtype of a count a network keeps (batch norm's ``num_batches_tracked``), as PyTorch's."""
+
+
 def _check_arrays(path: Path, state: StateDict, dtype: str) -> None:
-    """Weights of the run's dtype (native byte order), dense, every one finite."""
+    """Weights of the run's dtype (native byte order) or counts (int64, never negative), dense,
+    every one finite. Which array is which, :func:`_check_state` checks against the network."""
     for name, array in state.items():
-        if array.dtype != np.dtype(dtype):
+        if array.dtype not in (np.dtype(dtype), COUNT_DTYPE):
             raise CheckpointError(f"{path}: {name} holds {array.dtype} values, not the "
                                   f"{dtype} weights its meta says")
+        if array.dtype == COUNT_DTYPE and np.any(array < 0):
+            raise CheckpointError(f"{path}: {name} holds a negative count")
         if not (array.flags.c_contiguous or array.flags.f_contiguous):
             raise CheckpointError(f"{path}: {name} is not a dense array (strides "
                                   f"{array.strides})")
@@ -223,13 +245,17 @@ def read(path: Path) -> Checkpoint:
 
 
 def _check_state(path: Path, arch: Architecture, expected: StateDict, state: StateDict) -> None:
-    """Every parameter of ``arch`` present with its shape, and nothing else."""
+    """Every parameter and buffer of ``arch`` present with its shape and dtype, and nothing
+    else."""
     for name, array in expected.items():
         stored = state.get(name)
         if stored is None or stored.shape != array.shape:
             found = "missing" if stored is None else f"shape {stored.shape}"
             raise CheckpointError(f"{path}: {name} should have shape {array.shape} for "
                                   f"{arch.spec}, found {found}")
+        if stored.dtype != array.dtype:
+            raise CheckpointError(f"{path}: {name} should hold {array.dtype} values for "
+                                  f"{arch.activation_label}, found {stored.dtype}")
     unexpected = sorted(set(state) - set(expected))
     if unexpected:
         raise CheckpointError(f"{path}: parameters {unexpected} do not belong to {arch.spec}")

@@ -25,7 +25,9 @@ class TrainConfig:
     """A run's settings, defaults as ``compare train``'s: ``arch`` trained by ``optimizer`` for
     ``epochs`` epochs of batches of ``batch_size`` images in ``dtype`` (``"float32"`` or
     ``"float64"``), every draw from ``seed``; ``device`` (``"cpu"`` or ``"cuda"``) is the torch
-    twin's; ``schedule`` sets the learning rate per epoch (``"constant"`` or ``"cosine"``)."""
+    twin's; ``schedule`` sets the learning rate per epoch (``"constant"`` or ``"cosine"``);
+    ``patience`` (None: off) stops the run once no twin's validation loss has improved for that
+    many epochs (:mod:`compare.training.early_stopping`)."""
 
     arch: Architecture
     optimizer: OptimizerSpec = field(default_factory=default_optimizer)
@@ -35,6 +37,7 @@ class TrainConfig:
     dtype: str = "float32"
     device: str = "cpu"
     schedule: str = "constant"
+    patience: int | None = None
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate for 0-based ``epoch``: constant, or cosine from lr down to 0."""
@@ -49,6 +52,10 @@ class TrainConfig:
         for name, (value, least) in counts.items():
             if not is_count(value, least):
                 raise SettingsError(f"{name} {value!r}: must be a whole number >= {least}")
+        if not (self.patience is None or is_count(self.patience, 1)):
+            raise SettingsError(f"patience {self.patience!r}: must be a whole number >= 1 "
+                                "(epochs without a better validation loss), or None for no "
+                                "early stopping")
         choices = {"dtype": (self.dtype, tuple(DTYPES)), "device": (self.device, DEVICES),
                    "schedule": (self.schedule, SCHEDULES)}
         for name, (value, allowed) in choices.items():
@@ -65,12 +72,14 @@ class TrainConfig:
     def to_json(self) -> dict:
         return {**self.arch.to_meta(), "optimizer": asdict(self.optimizer), "epochs": self.epochs,
                 "batch_size": self.batch_size, "seed": self.seed, "dtype": self.dtype,
-                "device": self.device, "schedule": self.schedule}
+                "device": self.device, "schedule": self.schedule,
+                **({} if self.patience is None else {"patience": self.patience})}
 
     @classmethod
     def from_json(cls, saved: dict) -> TrainConfig:
         """The settings :meth:`to_json` wrote (KeyError, TypeError or ValueError when they are
-        not), unchecked: :meth:`check` says whether a run can have them."""
+        not), unchecked: :meth:`check` says whether a run can have them. Settings without
+        ``patience`` (a run without early stopping, or of an earlier version) have None."""
         optimizer = saved["optimizer"]
         if optimizer["name"] in OPTIMIZER_NAMES:
             expected = OptimizerSpec.create(optimizer["name"], 1.0).settings
@@ -79,7 +88,7 @@ class TrainConfig:
                                  f"not {sorted(optimizer['settings'])}")
         return cls(Architecture.from_meta(saved), OptimizerSpec(**optimizer), saved["epochs"],
                    saved["batch_size"], saved["seed"], saved["dtype"], saved["device"],
-                   saved["schedule"])
+                   saved["schedule"], saved.get("patience"))
 
 
 def is_count(value: object, least: int = 0) -> bool:
@@ -155,9 +164,9 @@ class EpochOrders:
         return self.order
 
 
-def check_shuffle_state(state: object) -> None:
-    """ValueError unless ``state`` is a state :meth:`EpochOrders.state` returns (NumPy's PCG64
-    state, as JSON keeps it)."""
+def check_shuffle_state(state: object, what: str = "the shuffle state") -> None:
+    """ValueError unless ``state`` (``what`` the message calls it) is a state
+    :meth:`EpochOrders.state` returns (NumPy's PCG64 state, as JSON keeps it)."""
     inner = state.get("state") if isinstance(state, dict) else None
     fields = {"state": 2**128, "inc": 2**128}
     if not (isinstance(state, dict) and set(state) == {"bit_generator", "state", "has_uint32",
@@ -167,7 +176,7 @@ def check_shuffle_state(state: object) -> None:
             all(is_count(inner[name]) and inner[name] < limit for name, limit in fields.items())
             and state["has_uint32"] in (0, 1) and is_count(state["has_uint32"]) and
             is_count(state["uinteger"]) and state["uinteger"] < 2**32):
-        raise ValueError(f"the shuffle state {state!r:.80} is not a PCG64 state")
+        raise ValueError(f"{what} {state!r:.80} is not a PCG64 state")
 
 
 @dataclass(frozen=True)

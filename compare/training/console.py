@@ -1,12 +1,14 @@
 """What a run prints as it trains: a progress bar per epoch on a terminal, one line per twin and
-epoch, and each twin's test accuracy at the end."""
+epoch, and each twin's test accuracy at the end (with early stopping, why the run stopped and
+each twin's best epoch)."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
-from compare.training.history import EpochRecord
+from compare.training.history import EpochRecord, History
 
 
 def progress_bar(label: str, steps: int, quiet: bool) -> Any:
@@ -29,3 +31,16 @@ def epoch_line(twin: str, record: EpochRecord, epochs: int, lr: float) -> str:
 
 def test_line(twin: str, accuracy: float) -> str:
     return f"{twin:>7} test accuracy {accuracy:.4f}"
+
+
+def stopped_early_line(epoch: int, epochs: int, patience: int) -> str:
+    """``stopped early after epoch 9/20: the validation loss has not improved for 2 epochs``."""
+    return (f"stopped early after epoch {epoch}/{epochs}: the validation loss has not improved "
+            f"for {patience} epoch{'s' if patience > 1 else ''}")
+
+
+def best_line(twin: str, history: History, path: Path | None) -> str:
+    """``scratch best epoch 7: val loss 1.7040, kept in runs/NAME/scratch/checkpoint-best.npz``
+    (``path`` None: nothing is kept)."""
+    kept = "" if path is None else f", kept in {path}"
+    return f"{twin:>7} best epoch {history.best_epoch}: val loss {history.best_val_loss:.4f}{kept}"

@@ -1,7 +1,8 @@
 """A twin's TensorBoard events in ``<run>/<twin>/``: the settings, the epoch curves (``Loss/train``,
-``Loss/val``, ``Accuracy/val``, ``Time/epoch_seconds``, ``GradNorm/<layer>``, ``Weights/<layer>``),
-the insight tags of :mod:`compare.insight.log`, and at the end the summary of
-:mod:`compare.training.summary`. Both twins write the same tags, so TensorBoard overlays them.
+``Loss/val``, ``Accuracy/val``, ``Time/epoch_seconds``, ``GradNorm/<layer>``), the histograms
+``Weights/<name>`` of the parameters and of batch norm's running estimates, the insight tags of
+:mod:`compare.insight.log`, and at the end the summary of :mod:`compare.training.summary`. Both
+twins write the same tags, so TensorBoard overlays them.
 
 A resumed run writes no point that its folder already holds, so a run killed after an epoch's
 events and before its checkpoint logs that epoch once.
@@ -13,27 +14,27 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from compare.data import Splits
-from compare.insight.log import InsightLog, recorded_steps
+import numpy as np
+
+from compare.insight.log import InsightLog, InsightSource, recorded_steps
 from compare.insight.tensorboard_writer import SummaryWriter, written_points
 from compare.training.backend import Backend, Evaluation
 from compare.training.config import Position, TrainConfig
-from compare.training.history import EpochRecord
+from compare.training.history import EpochRecord, History
 from compare.training.summary import hparams_markdown, remove_unfinished, write_summary
 
 
 class TwinEvents:
-    """Writes one twin's events into ``folder``; ``insight_splits`` (None: no insight) are the
-    data the insight tags show, the step curves taking every ``every``-th step. Use it as a
-    context manager."""
+    """Writes one twin's events into ``folder``; ``insight`` (None: no insight) is what the
+    insight tags show, the step curves taking every ``every``-th step. Use it as a context
+    manager."""
 
     def __init__(self, folder: Path, config: TrainConfig, meta: dict, *, ended: bool,
-                 insight_splits: Splits | None, every: int) -> None:
+                 insight: InsightSource | None, every: int) -> None:
         remove_unfinished(folder, ended=ended)
         self.folder, self.config, self.meta = folder, config, meta
         self.writer = SummaryWriter(folder, skip=written_points(folder))
-        self.insight = None if insight_splits is None else InsightLog(self.writer,
-                                                                      insight_splits)
+        self.insight = None if insight is None else InsightLog(self.writer, insight)
         self.every = every
 
     def start(self, backend: Backend) -> None:
@@ -58,19 +59,21 @@ class TwinEvents:
         for name, norm in norms.items():
             self.writer.add_scalar(f"GradNorm/{name}", norm, epoch)
         for name, weight in backend.state_dict().items():
-            self.writer.add_histogram(f"Weights/{name}", weight, epoch)
+            if np.issubdtype(weight.dtype, np.floating):  # a count (num_batches_tracked) is none
+                self.writer.add_histogram(f"Weights/{name}", weight, epoch)
         self.writer.flush()
         if self.insight:
             steps = len(record.step_losses)
             first = Position(epoch - 1).global_step(steps) + 1
             recorded = recorded_steps(first, steps, self.every)
             self.insight.steps(list(norms), [first + i for i in recorded],
-                               record.step_losses[recorded], record.grad_norms)
+                               record.step_losses[recorded], record.grad_norms,
+                               record.update_ratios)
             self.insight.epoch(backend, epoch, validation)
 
-    def finish(self, train_loss: float, test: Evaluation) -> None:
+    def finish(self, history: History, test: Evaluation) -> None:
         """The summary of the run's end."""
-        write_summary(self.folder, self.config, self.meta, train_loss, test, self.insight)
+        write_summary(self.folder, self.config, self.meta, history, test, self.insight)
 
     def __enter__(self) -> Self:
         return self

@@ -35,17 +35,20 @@ def fit(splits: Splits, config: TrainConfig, *, backend: str = "both",
     batch) on ``splits.train_x`` (N, features) and ``splits.train_y`` (N,) with the settings
     of ``config`` (network, optimizer, epochs, batch size, seed, dtype, device: see
     :class:`TrainConfig`), from the initial weights its seed draws; validate after every epoch,
-    test after the last.
+    test after the last (with ``config.patience``, the run may stop before its last epoch: see
+    :mod:`compare.training.early_stopping`).
 
     ``log_dir``: a folder to write each twin's TensorBoard events and checkpoints into (made if
     missing; refused if it holds a run already); None writes nothing. ``insight`` records each
-    twin's per-step losses and gradient norms (and, with a ``log_dir``, its pictures);
-    ``lockstep`` (with ``"both"``) compares the twins after every step and raises a
+    twin's per-step losses, gradient norms and update ratios (and, with a ``log_dir``, its
+    pictures); ``lockstep`` (with ``"both"``) compares the twins after every step and raises a
     ``TrainingError`` when float64 weights drift apart.
 
     Returns each twin's :class:`History`, keyed by ``"scratch"`` / ``"torch"``: per epoch the
     training loss, the validation loss and accuracy (None without a validation split), the
-    seconds, the step losses and gradient norms; the test loss and accuracy after the last.
+    seconds, the step losses, gradient norms and update ratios; the test loss and accuracy after
+    the last; with ``patience``, ``best_epoch``, ``best_val_loss`` and ``stopped_early`` (and,
+    with a ``log_dir``, the best epoch's weights in ``checkpoint-best``).
     Raises ``SettingsError`` (a ``compare.errors.UserError``) naming a bad argument, and
     ``DivergenceError`` when a loss or weight stops being finite.
     """
@@ -85,6 +88,13 @@ def check_arguments(splits: Splits, config: TrainConfig, backend: str, lockstep:
         raise SettingsError(f"splits hold {len(splits.train_y)} {splits.train_x.dtype} training "
                             f"images; the run needs {config.dtype} ones (load_splits(..., "
                             f"dtype=np.{config.dtype}))")
+    if config.patience is not None and not len(splits.val_y):
+        raise SettingsError(f"patience {config.patience}: early stopping watches the validation "
+                            "loss, and splits hold no validation images (load_splits(..., "
+                            "val_size=0)); keep some, or leave patience None")
+    if config.arch.norm == "batch" and len(splits.train_y) < 2:
+        raise SettingsError(f"splits hold {len(splits.train_y)} training image: batch norm "
+                            "normalizes over the batch, which needs at least 2")
     check_device(config.device, BACKENDS[backend])
     check_memory(config, BACKENDS[backend], len(splits.train_y), batch_flag="batch_size")
     return BACKENDS[backend]

@@ -15,6 +15,7 @@ import numpy as np
 
 from compare.harness import tolerance
 from compare.harness.arch import Architecture, parse_dtype
+from compare.harness.masks import shared_masks
 from compare.insight.tensorboard_writer import SummaryWriter, written_points
 from compare.training.backend import BACKEND_NAMES, Backend
 from compare.training.build import build_backend
@@ -30,8 +31,8 @@ class LockstepError(TrainingError):
 def optimizer_lockstep(arch: Architecture, optimizer: OptimizerSpec, *, steps: int,
                        dtype: str = "float64", batch_size: int = 32, seed: int = 0
                        ) -> list[float]:
-    """Run ``steps`` optimizer steps in both twins from copied weights on the same random batches;
-    return the weights' relative difference after every step."""
+    """Run ``steps`` optimizer steps in both twins from copied weights on the same random batches
+    (and dropout masks, scratch's); return the weights' relative difference after every step."""
     config = TrainConfig(arch, optimizer, 1, batch_size, seed, dtype, "cpu")
     backends = [build_backend(name, config) for name in BACKEND_NAMES]
     rng = np.random.default_rng([seed, 2])
@@ -42,10 +43,12 @@ def optimizer_lockstep(arch: Architecture, optimizer: OptimizerSpec, *, steps: i
     for backend in backends:
         backend.start_epoch(steps)
     diffs = []
-    for step_batches in batches:
-        for backend, (batch_x, batch_y) in zip(backends, step_batches, strict=True):
-            backend.train_step(batch_x, batch_y)
-        diffs.append(tolerance.state_rel_diff(backends[0].state_dict(), backends[1].state_dict()))
+    with shared_masks(backends[0].model, backends[1].model):
+        for step_batches in batches:
+            for backend, (batch_x, batch_y) in zip(backends, step_batches, strict=True):
+                backend.train_step(batch_x, batch_y)
+            diffs.append(tolerance.state_rel_diff(backends[0].state_dict(),
+                                                  backends[1].state_dict()))
     return diffs
 
 

@@ -6,7 +6,9 @@ ends in three calls: check (finite or stop), log, checkpoint.
 
 A run continues exactly from its checkpoints' :class:`~compare.training.config.Position`: the
 same shuffle, from the next step, with the optimizers' state. Ctrl-C stops it at the end of the
-current step, every twin checkpointed there.
+current step, every twin checkpointed there. With early stopping (``patience``) the run ends
+sooner, after the epoch at which every twin is out of patience
+(:mod:`compare.training.early_stopping`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ import numpy as np
 
 from compare.data import Splits
 from compare.errors import InterruptionError
-from compare.insight.log import log_every, recorded_steps
+from compare.harness.masks import shared_masks
+from compare.insight.log import InsightSource, log_every, recorded_steps
+from compare.training import early_stopping
 from compare.training.backend import Backend, Evaluation
+from compare.training.build import initial_state
 from compare.training.checkpoint_writer import CheckpointWriter
 from compare.training.config import (
     BEGINNING,
@@ -32,7 +37,13 @@ from compare.training.config import (
     TrainConfig,
     steps_per_epoch,
 )
-from compare.training.console import epoch_line, progress_bar, test_line
+from compare.training.console import (
+    best_line,
+    epoch_line,
+    progress_bar,
+    stopped_early_line,
+    test_line,
+)
 from compare.training.divergence import TrainingError, stop_if_not_finite
 from compare.training.events import TwinEvents
 from compare.training.history import History
@@ -134,13 +145,22 @@ def evaluate(backend: Backend, x: np.ndarray, y: np.ndarray, *, keep_outputs: bo
     return backend.evaluate(x, y, keep_outputs=keep_outputs) if len(y) else None
 
 
+def run_is_over(run: Run, epochs_done: int) -> bool:
+    """Whether the run, ``epochs_done`` epochs in, has trained all its epochs or (early
+    stopping) has every twin out of patience."""
+    return epochs_done >= run.config.epochs or all(
+        early_stopping.out_of_patience(twin.history.best_epoch, epochs_done, run.config.patience)
+        for twin in run.twins)
+
+
 def run_epochs(run: Run, loop: StepLoop, start: Position) -> None:
-    """Train from ``start`` to the run's last epoch; on Ctrl-C, checkpoint the position reached
-    and raise InterruptionError."""
+    """Train from ``start`` to the run's last epoch, or to the end of the epoch that runs the
+    twins out of patience; on Ctrl-C, checkpoint the position reached and raise
+    InterruptionError."""
     config, steps, every = run.config, run.steps_per_epoch, run.recording_interval
     orders = EpochOrders(len(run.splits.train_y), config.seed, start.shuffle_state)
     position = start
-    while position.epoch < config.epochs:
+    while not run_is_over(run, position.epoch):
         position = replace(position, shuffle_state=orders.state())  # None at the beginning
         order = orders.next()
         for twin in run.twins:
@@ -159,13 +179,18 @@ def run_epochs(run: Run, loop: StepLoop, start: Position) -> None:
                 twin.save(position)
             raise stopped(run, position.epoch + 1)
         position = end_epoch(run, position, orders.state())
-        if loop.stop is not None and loop.stop.requested and position.epoch < config.epochs:
+        if loop.stop is not None and loop.stop.requested and not run_is_over(run, position.epoch):
             raise stopped(run, position.epoch)
+    if position.epoch < config.epochs:
+        for twin in run.twins:
+            twin.history.stopped_early = True
+        run.log(stopped_early_line(position.epoch, config.epochs, config.patience))
 
 
 def end_epoch(run: Run, position: Position, next_shuffle_state: dict) -> Position:
-    """The end of the epoch at ``position`` (all its steps taken): check, log, checkpoint; the
-    position the run goes on from."""
+    """The end of the epoch at ``position`` (all its steps taken): check, log, checkpoint (with
+    early stopping, first that of an epoch better than the best); the position the run goes on
+    from."""
     validations = [evaluate(twin.backend, run.splits.val_x, run.splits.val_y,
                             keep_outputs=run.draws_pictures) for twin in run.twins]
     for twin, validation in zip(run.twins, validations, strict=True):  # check
@@ -174,7 +199,10 @@ def end_epoch(run: Run, position: Position, next_shuffle_state: dict) -> Positio
         record = twin.log_epoch(position.epoch + 1, validation)
         run.log(epoch_line(twin.name, record, run.config.epochs, twin.backend.lr))
     following = Position(position.epoch + 1, 0, next_shuffle_state)
-    for twin in run.twins:  # checkpoint
+    for twin, validation in zip(run.twins, validations, strict=True):  # checkpoint
+        if run.config.patience is not None and early_stopping.record(
+                twin.history, following.epoch, validation.loss):
+            twin.save_best(following)
         twin.save(following)
     return following
 
@@ -191,14 +219,18 @@ def open_folders(run: Run, start: Position, stack: ExitStack) -> None:
     networks' events."""
     if run.folder is None:
         return
+    insight = None
+    if run.insight:
+        insight = InsightSource(run.splits, initial_state(run.config)["0.weight"])
     for twin in run.twins:
         folder = run.folder / twin.name
         folder.mkdir(exist_ok=True)
         twin.checkpoints = CheckpointWriter(folder, twin.backend.checkpoint_suffix, run.meta,
-                                            keep_previous=len(run.twins) > 1)
+                                            keep_previous=len(run.twins) > 1,
+                                            keeps_best=run.config.patience is not None)
         twin.events = stack.enter_context(TwinEvents(
-            folder, run.config, run.meta, ended=start.epoch >= run.config.epochs,
-            insight_splits=run.splits if run.insight else None, every=run.recording_interval))
+            folder, run.config, run.meta, ended=run_is_over(run, start.epoch),
+            insight=insight, every=run.recording_interval))
         if twin.saved is None:
             twin.save(start)
         if (start.epoch, start.step) == (0, 0):
@@ -213,12 +245,15 @@ def finish(run: Run, twin: Twin) -> History:
         kept = ("" if twin.checkpoints is None else
                 f"; the checkpoint is kept at {twin.checkpoints.path}")
         raise TrainingError(f"{twin.name}: the test loss is {test.loss} after epoch "
-                            f"{run.config.epochs}{kept}")
+                            f"{len(twin.history.epoch_seconds)}{kept}")
     if twin.events is not None:
-        twin.events.finish(twin.history.train_loss, test)
+        twin.events.finish(twin.history, test)
     twin.history.test = Evaluation(test.loss, test.accuracy)
     twin.history.run_dir = None if twin.checkpoints is None else str(twin.checkpoints.path.parent)
     run.log(test_line(twin.name, test.accuracy))
+    if twin.history.best_epoch is not None:
+        run.log(best_line(twin.name, twin.history,
+                          None if twin.checkpoints is None else twin.checkpoints.best))
     return twin.history
 
 
@@ -227,11 +262,15 @@ def train(run: Run, start: Position = BEGINNING, stop: StopRequest | None = None
     """Train the run's twins together from ``start`` (where their checkpoints stand, or the
     beginning) to its last epoch, then test them; each twin's history. Runs under the BLAS
     thread policy of its batch size; Ctrl-C stops it at the end of a step (InterruptionError),
-    watched by ``stop`` (by default, a request of its own while it trains)."""
+    watched by ``stop`` (by default, a request of its own while it trains). Twins trained
+    together apply the same dropout masks, the scratch twin's (:mod:`compare.harness.masks`)."""
     with ExitStack() as stack:
         stack.enter_context(blas_thread_policy(run.config.batch_size))
         stop = stop or stack.enter_context(StopRequest())
         open_folders(run, start, stack)
+        models = {twin.name: twin.backend.model for twin in run.twins}
+        if models.keys() == {"scratch", "torch"}:  # scratch steps first, torch applies its masks
+            stack.enter_context(shared_masks(models["scratch"], models["torch"]))
         compare = None
         if run.lockstep:
             compare = stack.enter_context(Lockstep(

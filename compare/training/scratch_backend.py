@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -9,9 +10,16 @@ import numpy as np
 
 import scratch
 from compare.harness.twins import StateDict, scratch_state_dict
+from compare.layers import linear_weights
 from compare.training import checkpoint
-from compare.training.backend import EVALUATION_ROWS, Evaluation, evaluation_mode
-from compare.training.config import batch_bounds
+from compare.training.backend import (
+    EVALUATION_ROWS,
+    RATIO_FLOOR,
+    STD_FLOOR,
+    Evaluation,
+    evaluation_mode,
+)
+from compare.training.config import batch_bounds, check_shuffle_state
 from compare.training.optimizer_state import check_optimizer_state
 from compare.training.optimizers import OptimizerSpec
 
@@ -40,6 +48,15 @@ class ScratchLoader:
             yield x, y
 
 
+def population_std(array: np.ndarray) -> float:
+    """np.std(array) (over all entries, ddof 0) as sqrt(E[x²] - E[x]²), from a sum and a dot
+    product: a third of np.std's time on a weight matrix, and as exact where the mean is small
+    against the spread (weights and their updates)."""
+    flat = array.reshape(-1)
+    mean = float(flat.sum()) / flat.size
+    return math.sqrt(max(float(np.dot(flat, flat)) / flat.size - mean * mean, 0.0))
+
+
 class ScratchBackend:
     """Trains ``model`` (ending in Softmax) with cross-entropy on its logits; without an
     ``optimizer`` it only evaluates."""
@@ -54,9 +71,11 @@ class ScratchBackend:
         self.spec = optimizer
         self.optimizer = optimizer.build_scratch(model.parameters()) if optimizer else None
         self.loss = scratch.CrossEntropyLoss()
-        self.weights = [(name, p) for name, p in model.named_parameters()
-                        if name.endswith(".weight")]
+        self.weights = linear_weights(model)
+        self.before = [np.empty_like(p.value) for _, p in self.weights]  # a recorded step's
         self.start_epoch(0)
+        self.dropouts = {str(index): layer for index, layer in enumerate(model)
+                         if isinstance(layer, scratch.Dropout)}
 
     @property
     def lr(self) -> float:
@@ -73,24 +92,46 @@ class ScratchBackend:
         self._losses = np.zeros(steps)
         self._norm_rows = {step: row for row, step in enumerate(norm_steps)}
         self._norms = np.zeros((len(norm_steps), len(self.weights)))
+        self._ratios = np.zeros((len(norm_steps), len(self.weights)))
         self._step = 0
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> None:
         """One optimizer step on the batch x (B, features), y (B,)."""
         self._losses[self._step] = self.loss.forward(self.logits_model.forward(x), y)
         self.logits_model.backward_parameters(self.loss.backward())
-        if self._step in self._norm_rows:
-            row = self._norms[self._norm_rows[self._step]]
-            for column, (_, weight) in enumerate(self.weights):
-                row[column] = np.linalg.norm(weight.grad)
-        self.optimizer.step()
+        row = self._norm_rows.get(self._step)
+        if row is None:
+            self.optimizer.step()
+        else:
+            self.recorded_step(row)
         self._step += 1
+
+    def recorded_step(self, row: int) -> None:
+        """The optimizer's step, recording each weight's gradient norm and update ratio in
+        ``row``."""
+        for column, ((_, weight), before) in enumerate(zip(self.weights, self.before,
+                                                           strict=True)):
+            self._norms[row, column] = np.linalg.norm(weight.grad)
+            np.copyto(before, weight.value)
+        self.optimizer.step()
+        for column, ((_, weight), update) in enumerate(zip(self.weights, self.before,
+                                                           strict=True)):
+            np.subtract(weight.value, update, out=update)
+            ratio = population_std(update) / max(population_std(weight.value), STD_FLOOR)
+            self._ratios[row, column] = np.log10(max(ratio, RATIO_FLOOR))
 
     def step_losses(self) -> np.ndarray:
         return self._losses[: self._step]
 
     def step_grad_norms(self) -> np.ndarray:
-        return self._norms[: sum(step < self._step for step in self._norm_rows)]
+        return self._norms[: self.recorded_so_far()]
+
+    def step_update_ratios(self) -> np.ndarray:
+        return self._ratios[: self.recorded_so_far()]
+
+    def recorded_so_far(self) -> int:
+        """How many of the epoch's recorded steps are taken."""
+        return sum(step < self._step for step in self._norm_rows)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = EVALUATION_ROWS, *,
                  keep_outputs: bool = False) -> Evaluation:
@@ -123,7 +164,31 @@ class ScratchBackend:
 
     def save_checkpoint(self, path: Path, meta: dict, progress: dict[str, np.ndarray]) -> None:
         optimizer = self.optimizer.state_dict() if self.optimizer else None
-        checkpoint.save_npz(path, self.state_dict(), meta, optimizer, progress)
+        random = {"random_state": self.random_state()} if self.dropouts else {}
+        checkpoint.save_npz(path, self.state_dict(), meta | random, optimizer, progress)
+
+    def random_state(self) -> dict[str, dict]:
+        """Each Dropout's generator state (NumPy's PCG64 dict, as JSON keeps it), by the
+        layer's index in the network."""
+        return {index: layer.rng.bit_generator.state for index, layer in self.dropouts.items()}
+
+    def load_random_state(self, saved: object) -> None:
+        """Continue each Dropout's draws from ``saved`` (a :meth:`random_state`), checked first
+        (ValueError naming the layer)."""
+        if not self.dropouts:
+            return
+        if not saved:
+            raise ValueError("it holds no state of its Dropout layers' generators (written "
+                             "before they were saved): the run cannot continue exactly; start "
+                             "it again")
+        if not (isinstance(saved, dict) and saved.keys() == self.dropouts.keys()):
+            found = sorted(saved) if isinstance(saved, dict) else type(saved).__name__
+            raise ValueError(f"it holds the generator states of layers {found}, not of the "
+                             f"Dropout layers {sorted(self.dropouts)}")
+        for index, state in saved.items():
+            check_shuffle_state(state, f"layer {index} (Dropout)'s generator state")
+        for index, layer in self.dropouts.items():
+            layer.rng.bit_generator.state = saved[index]
 
     def load_optimizer_state(self, state: dict, steps_taken: int) -> None:
         """A ``scratch.optim`` state_dict after ``steps_taken`` steps, checked array by array

@@ -1,5 +1,7 @@
-"""What is known of a twin's run only when it ends: the test accuracy, the HParams entry and the
-insight of the test set, in an event file of its own, ``*.summary``.
+"""What is known of a twin's run only when it ends: the test accuracy (a scalar, and a line in the
+Text tab, where a single point is seen: the Time Series dashboard draws no line through it), the
+HParams entry, the insight of the test set and (early stopping) the best epoch, in an event file
+of its own, ``*.summary``, at the step of the run's last epoch.
 
 The summary is written aside (``.summary.staging``) and moved in whole, so a run killed while
 finishing has a whole summary or none (and finishes again when resumed); a run resumed to train
@@ -16,6 +18,7 @@ from compare.insight.log import InsightLog
 from compare.insight.tensorboard_writer import SummaryWriter
 from compare.training.backend import Evaluation
 from compare.training.config import TrainConfig
+from compare.training.history import History
 
 SUFFIX = ".summary"
 STAGING = ".summary.staging"
@@ -29,6 +32,7 @@ def hparams(config: TrainConfig, meta: dict) -> dict[str, float | int | str | bo
         "batch_size": config.batch_size, "epochs": config.epochs, "seed": config.seed,
         "dtype": config.dtype, "schedule": config.schedule, "dataset": meta.get("dataset", ""),
         **{k: v for k, v in config.optimizer.settings.items() if isinstance(v, int | float)},
+        **({} if config.patience is None else {"patience": config.patience}),
     }
 
 
@@ -48,18 +52,36 @@ def remove_unfinished(folder: Path, *, ended: bool) -> None:
             stale.unlink()
 
 
-def write_summary(folder: Path, config: TrainConfig, meta: dict, train_loss: float,
+def write_summary(folder: Path, config: TrainConfig, meta: dict, history: History,
                   test: Evaluation, insight: InsightLog | None) -> None:
-    """The end of the run in ``folder``: test accuracy, HParams entry, the test set's insight."""
-    staging, epochs = folder / STAGING, config.epochs
+    """The end of the run in ``folder``: test accuracy, HParams entry, the test set's insight,
+    and with early stopping the best epoch (``hparam/best_epoch``, ``hparam/best_val_loss`` and
+    a line in the Text tab)."""
+    staging, epochs = folder / STAGING, len(history.epoch_seconds)
+    metrics = {"hparam/test_accuracy": test.accuracy,
+               "hparam/final_train_loss": history.train_loss}
     with SummaryWriter(staging, filename_suffix=SUFFIX) as summary:
         summary.add_scalar("Accuracy/test", test.accuracy, epochs)
-        summary.add_hparams(hparams(config, meta),
-                            {"hparam/test_accuracy": test.accuracy,
-                             "hparam/final_train_loss": train_loss}, step=epochs)
+        summary.add_text("test", f"**test accuracy {test.accuracy:.4f}**, test loss "
+                                 f"{test.loss:.4f}, after {epochs} epochs", epochs)
+        if history.best_epoch is not None:
+            metrics |= {"hparam/best_epoch": history.best_epoch,
+                        "hparam/best_val_loss": history.best_val_loss}
+            summary.add_text("early_stopping", early_stopping_text(history, config), epochs)
+        summary.add_hparams(hparams(config, meta), metrics, step=epochs)
         if insight:
             insight.final(summary, epochs, test)
     publish_summary(staging, folder)
+
+
+def early_stopping_text(history: History, config: TrainConfig) -> str:
+    """How the run ended and its best epoch, for the Text tab."""
+    trained = len(history.epoch_seconds)
+    how = (f"stopped early after epoch {trained} of {config.epochs}: the validation loss had "
+           f"not improved for {config.patience} epochs" if history.stopped_early else
+           f"trained all {trained} epochs")
+    return (f"{how}; best epoch {history.best_epoch}, validation loss "
+            f"{history.best_val_loss:.6g}, kept in checkpoint-best")
 
 
 def publish_summary(staging: Path, folder: Path) -> None:

@@ -7,7 +7,9 @@ two (the README's speed section has the measurements). Torch keeps its own defau
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from threadpoolctl import threadpool_limits
 
@@ -21,3 +23,20 @@ def blas_threads_for(batch_size: int) -> int:
 def blas_thread_policy(batch_size: int) -> AbstractContextManager:
     """Limit NumPy's BLAS to the policy's thread count while the block runs."""
     return threadpool_limits(limits=blas_threads_for(batch_size), user_api="blas")
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """NumPy's BLAS and torch (when imported) on one thread while the block runs: for networks
+    so small (tens of units) that sharing each product costs more than it saves; on a busy
+    2-core machine a 2-64-64-2 step on 1,776 points took 6 ms on one thread, 100 ms on two."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch else None
+    with threadpool_limits(limits=1, user_api="blas"):
+        if torch:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if torch:
+                torch.set_num_threads(before)

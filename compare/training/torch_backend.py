@@ -16,11 +16,19 @@ import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
 from compare.harness.twins import StateDict, torch_state_dict
+from compare.layers import linear_weights
 from compare.training import checkpoint
-from compare.training.backend import EVALUATION_ROWS, Evaluation, evaluation_mode
+from compare.training.backend import (
+    EVALUATION_ROWS,
+    RATIO_FLOOR,
+    STD_FLOOR,
+    Evaluation,
+    evaluation_mode,
+)
 from compare.training.config import batch_bounds
 from compare.training.optimizer_state import check_optimizer_state
 from compare.training.optimizers import OptimizerSpec
+from compare.training.torch_random import TorchGenerators
 from torch_ref import logits_of
 
 
@@ -49,22 +57,37 @@ class TorchLoader:
             yield x, y
 
 
+def population_stds(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """(len(tensors),): ``torch.std(t, correction=0)`` of each, as sqrt(E[x²] - E[x]²) from a
+    sum and a dot product, the arithmetic done once for all: a third of the time of one
+    ``torch.std`` per tensor on the CPU, and as exact where the mean is small against the
+    spread (weights and their updates)."""
+    flats = [tensor.reshape(-1) for tensor in tensors]
+    means = torch.stack([flat.mean() for flat in flats])
+    squares = torch.stack([torch.dot(flat, flat) / flat.numel() for flat in flats])
+    return (squares - means * means).clamp_min(0).sqrt()
+
+
 class TorchBackend:
     """Trains ``model`` (ending in Softmax) with ``F.cross_entropy`` on its logits; without an
-    ``optimizer`` it only evaluates."""
+    ``optimizer`` it only evaluates. Its Dropout layers draw from generators of its own, seeded
+    with ``seed`` (:mod:`compare.training.torch_random`)."""
 
     name = "torch"
     checkpoint_suffix = ".pt"
 
-    def __init__(self, model: nn.Sequential, optimizer: OptimizerSpec | None = None) -> None:
+    def __init__(self, model: nn.Sequential, optimizer: OptimizerSpec | None = None,
+                 seed: int = 0) -> None:
         self.model = model
         self.logits_model = logits_of(model)
         self.spec = optimizer
         self.optimizer = optimizer.build_torch(model.parameters()) if optimizer else None
         self.device = next(model.parameters()).device
-        self.weights = [(name, p) for name, p in model.named_parameters()
-                        if name.endswith(".weight")]
+        self.weights = linear_weights(model)
+        self.before = [torch.empty_like(p) for _, p in self.weights]  # a recorded step's
         self.start_epoch(0)
+        self.generators = TorchGenerators(self.device, seed, used=any(
+            isinstance(layer, nn.Dropout) for layer in model.modules()))
 
     @property
     def lr(self) -> float:
@@ -83,26 +106,51 @@ class TorchBackend:
         self._norm_rows = {step: row for row, step in enumerate(norm_steps)}
         self._norms = torch.zeros((len(norm_steps), len(self.weights)), dtype=torch.float64,
                                   device=self.device)
+        self._ratios = torch.zeros_like(self._norms)
         self._step = 0
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """One optimizer step on the batch x (B, features), y (B,)."""
-        loss = F.cross_entropy(self.logits_model(x), y)
+        with self.generators:
+            loss = F.cross_entropy(self.logits_model(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self._step in self._norm_rows:  # kept on the device: no synchronisation
-            self._norms[self._norm_rows[self._step]] = torch.stack(
-                [torch.linalg.vector_norm(p.grad) for _, p in self.weights])
-        self.optimizer.step()
+        row = self._norm_rows.get(self._step)
+        if row is None:
+            self.optimizer.step()
+        else:
+            self.recorded_step(row)
         self._losses[self._step] = loss.detach()
         self._step += 1
+
+    @torch.no_grad()
+    def recorded_step(self, row: int) -> None:
+        """The optimizer's step, recording each weight's gradient norm and update ratio in
+        ``row`` (kept on the device: no synchronisation)."""
+        weights = [p for _, p in self.weights]
+        self._norms[row] = torch.stack([torch.linalg.vector_norm(p.grad) for p in weights])
+        for weight, before in zip(weights, self.before, strict=True):
+            before.copy_(weight)
+        self.optimizer.step()
+        for weight, update in zip(weights, self.before, strict=True):
+            update.sub_(weight)  # the update's negative: the same spread
+        spread = population_stds([*self.before, *weights])
+        ratio = spread[: len(weights)] / spread[len(weights) :].clamp_min(STD_FLOOR)
+        self._ratios[row] = ratio.clamp_min(RATIO_FLOOR).log10()
 
     def step_losses(self) -> np.ndarray:
         """Read back from the device: on CUDA, the epoch's one synchronisation."""
         return self._losses[: self._step].cpu().numpy()
 
     def step_grad_norms(self) -> np.ndarray:
-        return self._norms[: sum(step < self._step for step in self._norm_rows)].cpu().numpy()
+        return self._norms[: self.recorded_so_far()].cpu().numpy()
+
+    def step_update_ratios(self) -> np.ndarray:
+        return self._ratios[: self.recorded_so_far()].cpu().numpy()
+
+    def recorded_so_far(self) -> int:
+        """How many of the epoch's recorded steps are taken."""
+        return sum(step < self._step for step in self._norm_rows)
 
     @torch.no_grad()
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = EVALUATION_ROWS, *,
@@ -137,13 +185,21 @@ class TorchBackend:
 
     def save_checkpoint(self, path: Path, meta: dict, progress: dict[str, np.ndarray]) -> None:
         optimizer = self.optimizer.state_dict() if self.optimizer else None
-        checkpoint.save_pt(path, self.model.state_dict(), meta, optimizer, progress)
+        checkpoint.save_pt(path, self.model.state_dict(), meta, optimizer, progress,
+                           self.generators.state_dict())
+
+    def load_random_state(self, saved: dict[str, np.ndarray]) -> None:
+        """Continue the Dropout layers' draws from torch's generator states ``saved``, checked
+        first (ValueError)."""
+        self.generators.load_state_dict(saved)
 
     def load_optimizer_state(self, state: dict, steps_taken: int) -> None:
         """``torch.optim``'s state_dict after ``steps_taken`` steps, checked tensor by tensor
         first (a bad one would crash the fused step: ValueError instead); the settings stay the
         run's."""
-        parameters = [(p.shape, p.dtype) for p in self.state_dict().values()]
+        trained = dict(self.model.named_parameters())  # the state dict holds buffers too
+        parameters = [(array.shape, array.dtype) for name, array in self.state_dict().items()
+                      if name in trained]
         checked = check_optimizer_state(state, self.name, self.spec, parameters, steps_taken)
         self.optimizer.load_state_dict(
             {"state": checked, "param_groups": self.optimizer.state_dict()["param_groups"]})

@@ -7,13 +7,14 @@ import math
 from dataclasses import dataclass, field
 
 from compare.data import Splits
+from compare.training import early_stopping
 from compare.training.backend import Backend, Evaluation, Loader
 from compare.training.build import build_backend, restore_backend
 from compare.training.checkpoint import Checkpoint
 from compare.training.checkpoint_writer import CheckpointWriter
 from compare.training.config import Position, TrainConfig, steps_per_epoch
 from compare.training.events import TwinEvents
-from compare.training.history import EpochRecord, History, StepRecords
+from compare.training.history import EpochRecord, History, StepRecords, no_rows
 
 
 @dataclass
@@ -48,9 +49,11 @@ class Twin:
         backend = restore_backend(name, config, saved, steps_taken)
         loss = saved.meta.get("train_loss")
         history = History(name, str(backend.device), earlier_seconds=saved.meta["epoch_seconds"],
-                          earlier_train_loss=math.nan if loss is None else float(loss))
+                          earlier_train_loss=math.nan if loss is None else float(loss),
+                          **early_stopping.best_of(saved.meta))
         records = StepRecords(saved.progress["losses"], saved.progress["grad_norms"],
-                              saved.meta["position"]["seconds"])
+                              saved.meta["position"]["seconds"],
+                              saved.progress.get("update_ratios", no_rows()))
         return cls(backend, backend.loader(splits.train_x, splits.train_y), history, records,
                    position)
 
@@ -63,7 +66,8 @@ class Twin:
         the device: on CUDA, the epoch's one synchronisation) to the epoch's records; the loop
         adds their seconds."""
         self.records = self.records.extended(self.backend.step_losses(),
-                                             self.backend.step_grad_norms(), 0.0)
+                                             self.backend.step_grad_norms(),
+                                             self.backend.step_update_ratios())
 
     def log_epoch(self, epoch: int, validation: Evaluation | None) -> EpochRecord:
         """The epoch's record, now that all its steps are taken: kept in the history and logged
@@ -71,7 +75,7 @@ class Twin:
         records = self.records
         kept = None if validation is None else Evaluation(validation.loss, validation.accuracy)
         record = EpochRecord(epoch, float(records.losses.mean()), kept, records.seconds,
-                             records.losses, records.grad_norms)
+                             records.losses, records.grad_norms, records.update_ratios)
         self.history.epochs.append(record)
         self.records = StepRecords()
         if self.events is not None:
@@ -83,6 +87,12 @@ class Twin:
         if self.checkpoints is not None:
             self.checkpoints.save(self.backend, position, self.records, self.history)
             self.saved = position
+
+    def save_best(self, position: Position) -> None:
+        """The checkpoint of the epoch that ends at ``position``, the best so far, when the run
+        has a folder (before :meth:`save` of that position)."""
+        if self.checkpoints is not None:
+            self.checkpoints.save_best(self.backend, position, self.records, self.history)
 
 
 def position_of(saved: Checkpoint) -> Position:
