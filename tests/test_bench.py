@@ -86,7 +86,8 @@ def test_the_networks_are_the_plain_one_and_each_combination(norm: str, dropout:
     (["--norm", "group"], "--norm"), (["--norm", "batch,batch"], "--norm"),
     (["--norm", "batch,"], "--norm"), (["--dropout", "1.5"], "--dropout"),
     (["--dropout", "nan"], "--dropout"), (["--dropout", "0.2,x"], "--dropout"),
-    (["--dropout", "0.2,0.20"], "--dropout"), (["--init-std", "0.1"], "--init-std")])
+    (["--dropout", "0.2,0.20"], "--dropout"), (["--init-std", "0.1"], "--init-std"),
+    (["--norm", "none,batch", "--batch-sizes", "8,1"], "--batch-sizes 8,1 with --norm batch")])
 def test_bench_bad_arguments(data_dir: Path, args: list[str], flag: str,
                              capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["bench", "--data-dir", str(data_dir), "--arch", ARCH, *args]) == 2

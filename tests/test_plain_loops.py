@@ -15,6 +15,8 @@ from compare.training.config import TrainConfig
 from compare.training.history import History
 from compare.training.loop import StepLoop
 from compare.training.optimizers import OptimizerSpec
+from compare.training.torch_backend import TorchBackend
+from compare.training.torch_random import set_process_states
 from compare.training.twin import Twin
 from tests.helpers import assert_states_close
 
@@ -49,11 +51,11 @@ def assert_plain_loop_does_the_product_epoch(backend: str, arch: Architecture) -
     order = np.random.default_rng(2).permutation(ROWS)
 
     twin = Twin(product, product.loader(x, y), History(backend, "cpu"))
-    seed_torch_dropout(backend)
     StepLoop([twin], BATCH).epoch(order)
     losses = twin.records.losses
     loop = PLAIN_LOOPS[backend](plain, plain.loader(x, y), LR)
-    seed_torch_dropout(backend)  # the same masks again (scratch's twins each hold a generator)
+    if backend == "torch":  # the same masks: see draw_as_the_product
+        draw_as_the_product(plain)
     loop.epoch(order, BATCH)
 
     moved = tolerance.state_rel_diff(product.state_dict(), initial)
@@ -67,9 +69,9 @@ def assert_plain_loop_does_the_product_epoch(backend: str, arch: Architecture) -
             f"step losses differ by {rel:.2e}; {tolerance.FLOAT64.name}")
 
 
-def seed_torch_dropout(backend: str) -> None:
-    """torch's nn.Dropout draws from torch's global generator."""
-    if backend == "torch":
-        import torch
-
-        torch.manual_seed(5)
+def draw_as_the_product(backend: TorchBackend) -> None:
+    """The textbook loop's nn.Dropout draws from torch's process-wide generator, the product's
+    from generators of the backend's own (compare.training.torch_random), seeded alike in every
+    copy: the process's generator is set to where they start. (Scratch's Dropout layers hold
+    their generators.)"""
+    set_process_states(backend.generators.states)

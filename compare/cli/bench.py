@@ -82,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     networks = networks_of(args)
     arch = networks[0]
     backends = check_flags(args, POLL_SECONDS)
+    if 1 in args.batch_sizes and any(network.norm == "batch" for network in networks):
+        raise flags.UsageError(f"--batch-sizes {','.join(map(str, args.batch_sizes))} with --norm "
+                               "batch: batch norm normalizes each feature over the batch, which "
+                               "needs at least 2 examples")
     device = flags.resolve_device(args.device) if "torch" in backends else "cpu"
     # bad data fails here, once, before the workers; the bench trains on the whole training file
     splits = load_splits(Path(args.data_dir), args.dataset, val_size=0)
