@@ -89,8 +89,8 @@ class BatchNormVsVanishing(Lesson):
         twin = next(iter(ratios["none"]))
         plain, normed = ratios["none"][twin], ratios[self.norm][twin]
         reason = (f"in the depth-{self.stack.depth} {self.stack.failing} stack the first layer "
-                  f"gets {plain:.1e} of the last layer's gradient, {normed:.1e} with norm "
-                  f"{self.norm} ({normed / plain:.0f}x; the claim needs {self.gap:g}x); after "
+                  f"gets {plain:.1e} of the last layer's gradient, {normed:.1e} with "
+                  f"{self.norm} norm ({normed / plain:.0f}x; the claim needs {self.gap:g}x); after "
                   f"{self.stack.epochs} epochs it tests {accuracy['none'][twin]:.3f} against "
                   f"{accuracy[self.norm][twin]:.3f} (the claim needs {self.accuracy_gap:g} more)")
         return self.report(context, rows, holds, reason)
