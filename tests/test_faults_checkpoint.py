@@ -164,8 +164,12 @@ SCRATCH_EDITS = [
                  "the position", id="progress-grad-norms-of-3-layers-in-a-2-layer-network"),
     pytest.param(lambda a: [set_meta("position.step", 1)(a), a.update(
         {"progress/losses": np.zeros(1), "progress/grad_norms": np.zeros((1, 2)),
-         "progress/update_ratios": np.zeros((0, 0))})],
-                 "the position", id="progress-a-recorded-step-without-its-update-ratios"),
+         "progress/update_ratios": np.zeros((1, 3))})],
+                 "the position", id="progress-update-ratios-of-3-layers-in-a-2-layer-network"),
+    pytest.param(lambda a: [set_meta("position.step", 1)(a), a.update(
+        {"progress/losses": np.zeros(1), "progress/grad_norms": np.zeros((1, 2))}),
+        a.pop("progress/update_ratios")],
+                 "the position", id="progress-a-recorded-step-and-no-update-ratios"),
     pytest.param(lambda a: [set_meta("position.step", 1)(a), a.update(
         {"progress/losses": np.zeros(1), "progress/grad_norms": np.zeros((1, 2)),
          "progress/update_ratios": np.full((1, 2), -np.inf)})],

@@ -25,8 +25,9 @@ NEURONS = ("Neurons/first_layer", "Neurons/learned_change", "Neurons/top_digits"
 IMAGES = {*NEURONS, "Answers/probabilities", "Mistakes/confusion_matrix",
           "Mistakes/most_confident_wrong"}
 CARD_WIDTH = 350
-"""TensorBoard's image card is about 350 pixels wide (TensorBoard 2.21 in Chromium); an image
-no wider is shown at its own size, its strokes and digits as drawn."""
+"""TensorBoard's image card is about 350 pixels wide (TensorBoard 2.21 in Chromium) and draws an
+image to its width, pixelated: an image of about that width is shown at its own size (digits,
+text), one of about a third of it 3x, each pixel a sharp 3x3 square (the neuron tiles)."""
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +82,16 @@ def test_the_twins_draw_the_same_neurons(sample_run: Path, tag: str) -> None:
 
 def test_the_learned_change_starts_blank_and_fits_the_card(sample_run: Path) -> None:
     """At epoch 0 every tile of the learned change is the neutral white (palette index 127,
-    the gutters 255): W0 is the twins' own initial weights. Every neuron grid and the confusion
-    matrix fit TensorBoard's image card, so it shows them unscaled."""
+    the gutters 255): W0 is the twins' own initial weights. The digits and the confusion matrix
+    fit TensorBoard's image card, which shows them unscaled, and the tiles a third of it (3x)."""
     for changes in drawn_by_twins(sample_run, "Neurons/learned_change"):
         assert set(np.unique(pixels(changes[0]))) == {127, 255}
         assert len(np.unique(pixels(changes[-1]))) > 100, "after training the change shows"
     run = events(sample_run / "scratch")
-    for tag in [*NEURONS, "Mistakes/confusion_matrix"]:
-        width = run.Images(tag)[-1].width
-        assert CARD_WIDTH - 30 <= width <= CARD_WIDTH, f"{tag}: {width} pixels wide"
+    for tag, scale in [("Neurons/first_layer", 3), ("Neurons/learned_change", 3),
+                       ("Neurons/top_digits", 1), ("Mistakes/confusion_matrix", 1)]:
+        width = run.Images(tag)[-1].width * scale  # 3x: a pixel or two over the card is 2.99x
+        assert CARD_WIDTH - 30 <= width <= CARD_WIDTH + scale - 1, f"{tag}: {width} at {scale}x"
 
 
 def test_float32_twins_draw_byte_identical_pictures_at_epoch_0(
@@ -132,7 +134,7 @@ def one_recorded_step(name: str, dead: bool) -> tuple[dict, dict]:
         bias[...] = -1e3
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((4, 6)), rng.integers(0, 3, 4)
-    backend.start_epoch(1, [0])
+    backend.start_epoch(1, [0], [0])
     backend.train_step(*next(backend.loader(x, y).batches(np.arange(4), 4)))
     after = backend.state_dict()
     with np.errstate(divide="ignore"):  # a dead layer's gradient is 0
@@ -203,6 +205,37 @@ def test_dead_and_saturated_units_on_constructed_layers(activation: str, bias: f
     share = float(np.mean(ACTIVATIONS[activation].inactive(hidden_outputs(activation, bias,
                                                                           scale))))
     assert low <= share <= high, f"{activation}: {share:.3f} dead, expected [{low}, {high}]"
+
+
+def expected_ratio(before: np.ndarray, after: np.ndarray) -> float:
+    return float(np.log10(np.std(after - before) / np.std(after)))
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+@pytest.mark.parametrize("name", ["scratch", "torch"])
+def test_the_update_ratio_of_a_large_layer_is_measured_on_every_other_row_and_column(
+        name: str, optimizer: str) -> None:
+    """2048x16 has 32,768 weights: its ratio is taken on W[::2, ::2] (in PyTorch's layout; the
+    same entries in scratch's), the 16x10 layer's on all of it. The third step of momentum or
+    Adam, recorded: the ratios are those of the weights before and after it (float64, 1e-12),
+    so the samples see the optimizer's in-place update."""
+    config = TrainConfig(Architecture.parse("2048-16-10"), OptimizerSpec.create(optimizer, 0.01),
+                         1, 4, 0, "float64", "cpu")
+    backend = build_backend(name, config)
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((12, 2048)), rng.integers(0, 10, 12)
+    backend.start_epoch(3, [], [2])
+    batches = backend.loader(x, y).batches(np.arange(12), 4)
+    for _ in range(2):
+        backend.train_step(*next(batches))
+    before = {key: np.array(value) for key, value in backend.state_dict().items()}  # a copy
+    backend.train_step(*next(batches))
+    after = backend.state_dict()
+    expected = [expected_ratio(before["0.weight"][::2, ::2], after["0.weight"][::2, ::2]),
+                expected_ratio(before["2.weight"], after["2.weight"])]
+    ratios = backend.step_update_ratios()[0]
+    assert np.allclose(ratios, expected, rtol=0, atol=1e-12), (
+        f"{name} {optimizer}: {ratios} != {expected} (float64, 1e-12)")
 
 
 @pytest.mark.parametrize(("rows", "count"), [(1000, 9), (12, 4), (9, 9), (3, 1)])

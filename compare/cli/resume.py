@@ -154,17 +154,18 @@ def records_are_valid(found: Checkpoint, position: dict, layers: int) -> bool:
 
 def step_records_are_valid(progress: dict, steps: int, layers: int) -> bool:
     """The records of the ``steps`` steps taken in the epoch under way: their losses (steps,),
-    and the gradient norms and update ratios of the recorded ones (recorded steps, ``layers``),
-    float64 and finite. A checkpoint of a version before the update ratios has none, which it
-    may where it recorded no step (at an epoch's end)."""
+    the gradient norms and the update ratios of the recorded ones (recorded steps, ``layers``,
+    each), float64 and finite. A checkpoint of a version before the update ratios has none,
+    which it may where it recorded no step (at an epoch's end)."""
     losses, norms = progress.get("losses"), progress.get("grad_norms")
     ratios = progress.get("update_ratios", np.zeros((0, 0)))
+    tables_ok = all(table.ndim == 2 and len(table) <= steps and
+                    (len(table) == 0 or table.shape[1] == layers) for table in (norms, ratios))
     return (set(progress) in ({"losses", "grad_norms"},
                               {"losses", "grad_norms", "update_ratios"}) and
             losses.dtype == norms.dtype == ratios.dtype == np.float64 and
-            losses.shape == (steps,) and norms.ndim == 2 and len(norms) <= steps and
-            (len(norms) == 0 or norms.shape[1] == layers) and
-            (ratios.shape == norms.shape or len(norms) == len(ratios) == 0) and
+            losses.shape == (steps,) and tables_ok and
+            ("update_ratios" in progress or len(norms) == 0) and
             bool(np.all(np.isfinite(losses)) and np.all(np.isfinite(norms)) and
                  np.all(np.isfinite(ratios))))
 

@@ -32,24 +32,23 @@ def diverging_palette() -> list[int]:
     return [*colors.ravel().tolist(), *BACKGROUND]
 
 
-def png(image: np.ndarray, palette: list[int] | None = None) -> bytes:
-    """PNG bytes of an (H, W, 3) uint8 RGB image, or of (H, W) indices into ``palette``."""
+def png(image: np.ndarray, palette: list[int] | None = None, compress_level: int = 1) -> bytes:
+    """PNG bytes of an (H, W, 3) uint8 RGB image, or of (H, W) indices into ``palette``
+    (``compress_level`` 0: stored as it is, a tenth of the time of level 1, about 4x the
+    bytes)."""
     picture = Image.fromarray(image, "P" if palette else "RGB")
     if palette:
         picture.putpalette(palette)
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", compress_level=1)
+    picture.save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
 
 
-def tile_grid(tiles: np.ndarray, ground: int | tuple[int, ...], gutter: int = 2, scale: int = 1,
+def tile_grid(tiles: np.ndarray, ground: int | tuple[int, ...], gutter: int = 2,
               per_row: int = TILES_PER_ROW) -> np.ndarray:
     """Tiles (N, h, w) or (N, h, w, 3) of one size in rows of ``per_row``, left to right and top
-    to bottom, on ``ground``, each tile's pixel drawn ``scale`` x ``scale`` (the gutters
-    ``gutter`` wide)."""
+    to bottom, ``gutter`` pixels apart on ``ground``."""
     count, height, width = tiles.shape[:3]
-    tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
-    height, width = height * scale, width * scale
     rows, columns = math.ceil(count / per_row), min(count, per_row)
     grid = np.empty((rows * (height + gutter) + gutter, columns * (width + gutter) + gutter,
                      *tiles.shape[3:]), np.uint8)
@@ -68,13 +67,13 @@ def square_side(pixels: int) -> int | None:
 
 
 def neuron_tiles(weight: np.ndarray, count: int = 64, *, per_row: int = TILES_PER_ROW,
-                 scale: int = 1, full_color: float | None = None) -> np.ndarray | None:
+                 gutter: int = 2, full_color: float | None = None) -> np.ndarray | None:
     """The first ``count`` neurons of a first layer as images, indices into
-    :func:`diverging_palette`: row j of ``weight`` (out, pixels) as a square tile, ``per_row``
-    tiles a row, each pixel ``scale`` x ``scale``. A tile is full red or blue at its own largest
-    |w| (so every neuron's pattern shows), or, given ``full_color``, at that one value for the
-    whole grid (clipped beyond it, so the tiles compare); None when the inputs are not a square
-    image."""
+    :func:`diverging_palette`: row j of ``weight`` (out, pixels) as a square tile, one pixel a
+    weight, ``per_row`` tiles a row, ``gutter`` pixels apart. A tile is full red or blue at its
+    own largest |w| (so every neuron's pattern shows), or, given ``full_color``, at that one
+    value for the whole grid (clipped beyond it, so the tiles compare); None when the inputs are
+    not a square image."""
     side = square_side(weight.shape[1])
     if side is None:
         return None
@@ -82,7 +81,7 @@ def neuron_tiles(weight: np.ndarray, count: int = 64, *, per_row: int = TILES_PE
     limit = np.abs(rows).max(axis=1, keepdims=True) if full_color is None else full_color
     scaled = np.clip(rows / np.where(limit > 0, limit, 1.0), -1.0, 1.0)
     indices = np.rint((scaled + 1.0) * 127.0).astype(np.uint8)
-    return tile_grid(indices.reshape(-1, side, side), ground=255, scale=scale, per_row=per_row)
+    return tile_grid(indices.reshape(-1, side, side), ground=255, gutter=gutter, per_row=per_row)
 
 
 def gray_palette() -> list[int]:
@@ -100,7 +99,7 @@ def digit_mosaics(digits: np.ndarray, per_row: int) -> np.ndarray:
     gray = np.rint(np.clip(digits, 0, 1) * 255).astype(np.uint8)
     mosaics = (gray.reshape(neurons, across, across, side, side).transpose(0, 1, 3, 2, 4)
                .reshape(neurons, across * side, across * side))
-    return tile_grid(mosaics, ground=BACKGROUND[0], scale=1, per_row=per_row)
+    return tile_grid(mosaics, ground=BACKGROUND[0], per_row=per_row)
 
 
 @functools.cache
@@ -179,36 +178,38 @@ def captioned_digits(digits: np.ndarray, captions: list[str], scale: int = 3) ->
         ImageDraw.Draw(tile).text((tile.width // 2, image.shape[0] + 2), caption, anchor="mt",
                                   font=font(11), fill=(0, 0, 0))
         tiles.append(np.asarray(tile))
-    return tile_grid(np.stack(tiles), ground=BACKGROUND, gutter=4, scale=1)
+    return tile_grid(np.stack(tiles), ground=BACKGROUND, gutter=4)
 
 
 class ProbabilityBars:
     """One row per digit: the digit, then the network's output probabilities as bars, the true
-    class green, a wrong answer red. The digits and labels are drawn once, into a palette
-    image; each call fills in the bars."""
+    class green, a wrong answer red. The digits and labels (all gray) are drawn once, into a
+    palette image of ``SHADES`` grays; each call fills in the bars in the palette's last three
+    entries, the colors."""
 
     BAR, GAP, HEIGHT, THUMB = 18, 4, 48, 56
     COLORS: ClassVar = {"right": (26, 150, 65), "wrong": (215, 48, 39), "other": (150, 150, 150)}
+    SHADES = 256 - len(COLORS)
 
     def __init__(self, digits: np.ndarray, labels: np.ndarray, classes: int) -> None:
         self.labels = labels
         width = self.THUMB + 16 + classes * (self.BAR + self.GAP)
-        template = Image.new("RGB", (width, len(digits) * (self.HEIGHT + 24)), (255, 255, 255))
+        template = Image.new("L", (width, len(digits) * (self.HEIGHT + 24)), 255)
         draw = ImageDraw.Draw(template)
         for row, pixels in enumerate(digits):
-            template.paste(Image.fromarray(digit_rgb(pixels, 2)), (0, self.top(row)))
+            template.paste(Image.fromarray(digit_rgb(pixels, 2)[..., 0]), (0, self.top(row)))
             for index in range(classes):
                 left, bottom = self.left(index), self.top(row) + self.HEIGHT
-                draw.line([left, bottom, left + self.BAR - 1, bottom], fill=self.COLORS["other"])
+                draw.line([left, bottom, left + self.BAR - 1, bottom],
+                          fill=self.COLORS["other"][0])
                 draw.text((left + self.BAR // 2, bottom + 2), str(index), anchor="mt",
-                          font=font(11), fill=(0, 0, 0))
-        shades = 256 - len(self.COLORS)
-        indexed = template.quantize(colors=shades, method=Image.Quantize.MEDIANCUT)
-        self.template = np.asarray(indexed)
-        palette = indexed.getpalette()[: 3 * shades]
-        self.palette = palette + [0] * (3 * shades - len(palette)) + [
+                          font=font(11), fill=0)
+        top = self.SHADES - 1  # gray level g is entry round(g * top / 255)
+        self.template = np.rint(np.asarray(template) * (top / 255)).astype(np.uint8)
+        grays = [round(entry * 255 / top) for entry in range(self.SHADES)]
+        self.palette = [level for gray in grays for level in (gray, gray, gray)] + [
             channel for color in self.COLORS.values() for channel in color]
-        self.color_index = {name: shades + i for i, name in enumerate(self.COLORS)}
+        self.color_index = {name: self.SHADES + i for i, name in enumerate(self.COLORS)}
 
     def top(self, row: int) -> int:
         return row * (self.HEIGHT + 24) + 4

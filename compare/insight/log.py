@@ -1,10 +1,10 @@
 """One twin's insight logging: the pictures and curves TensorBoard shows of what happens inside
 the network, under the same tags for both twins.
 
-- ``Loss/train_step``, ``GradNormStep/<layer>.weight`` and ``UpdateRatio/<layer>.weight``
-  (log10 of std(update) / std(weight), the step's change against the weights): every k-th step,
-  k chosen for about ``POINTS_PER_EPOCH`` points an epoch (recorded during the epoch, logged
-  after it);
+- ``Loss/train_step`` and ``GradNormStep/<layer>.weight``: every k-th step, k chosen for about
+  ``POINTS_PER_EPOCH`` points an epoch, and ``UpdateRatio/<layer>.weight`` (log10 of
+  std(update) / std(weight), the step's change against the weights) every ``RATIO_SPACING``
+  k-th (recorded during the epoch, logged after it);
 - ``Neurons/first_layer``, ``Neurons/learned_change`` and ``Neurons/top_digits``: the first
   layer's first ``NEURONS_SHOWN`` neurons, row by row in the same order in all three: each
   one's weights as a 28x28 tile (scaled by its own largest weight), its change since the
@@ -64,9 +64,10 @@ POINTS_PER_EPOCH = 25
 PROBE_ROWS = 1000
 HISTOGRAM_ROWS = 500  # of the probe set: the activations' distribution, at a fraction of the cost
 MISTAKES_SHOWN = 16
-NEURONS_SHOWN, NEURONS_PER_ROW, NEURON_SCALE = 16, 4, 3
-"""The neuron grids: 16 neurons, 4 a row, each pixel 3x3: a 28x28 tile is 84 pixels and the
-grid 346, about the width of TensorBoard's image card, so the card shows it at its own size."""
+NEURONS_SHOWN, NEURONS_PER_ROW = 16, 4
+"""The neuron grids: 16 neurons, 4 a row, one pixel a weight and one between tiles: 117 pixels,
+which TensorBoard's image card (about 350 wide) scales 3x and draws pixelated (its images are
+``image-rendering: pixelated``), each weight a sharp 3x3 square."""
 CHANGE_FULL_COLOR_QUANTILE = 0.99
 """The learned change is full red or blue at this quantile of its |W - W0| over the grid (the
 largest 1% clipped), so that a few large weights do not fade the rest."""
@@ -76,10 +77,22 @@ that excite it most: one (1000, pixels) x (pixels, 16) product an epoch, in the 
 test set of fewer than 9 images shows the largest square number it has: 4 or 1)."""
 
 
+RATIO_SPACING = 3
+"""``UpdateRatio`` takes every third of those steps, about 8 points an epoch: measuring it (the
+weights' samples copied before and after the step, their moments) is the costliest thing a
+recorded step does, about 4% of a 10-epoch run on the MNIST subset at every k-th step."""
+
+
 def log_every(steps_per_epoch: int) -> int:
     """k: per-step curves take every k-th step (it depends on the epoch's size alone, so a
     resumed run records the same steps as a straight one)."""
     return max(1, steps_per_epoch // POINTS_PER_EPOCH)
+
+
+def ratio_every(every: int) -> int:
+    """The interval of the ``UpdateRatio`` steps when the per-step curves take every ``every``-th
+    step (0: none)."""
+    return every * RATIO_SPACING
 
 
 def recorded_steps(first_global_step: int, steps: int, every: int) -> list[int]:
@@ -105,8 +118,9 @@ def hidden_activations(model: Any, evaluated: Evaluated) -> list[tuple[LayerKind
 
 
 def add_image(writer: SummaryWriter, tag: str, image: np.ndarray, step: int,
-              palette: list[int] | None = None) -> None:
-    writer.add_image(tag, png(image, palette), image.shape[0], image.shape[1], step)
+              palette: list[int] | None = None, compress_level: int = 1) -> None:
+    writer.add_image(tag, png(image, palette, compress_level), image.shape[0], image.shape[1],
+                     step)
 
 
 @dataclass(frozen=True)
@@ -145,15 +159,20 @@ class InsightLog:
             "log10 std(update) / std(weight) of each layer, every k steps": r"UpdateRatio/.*"})
 
     def steps(self, names: list[str], global_steps: list[int], losses: np.ndarray,
-              norms: np.ndarray, ratios: np.ndarray) -> None:
-        """The recorded steps' losses, weight-gradient norms and update ratios (one row per
-        step, one column per Linear layer, named ``names``)."""
-        tags = ["Loss/train_step", *(f"GradNormStep/{name}" for name in names),
-                *(f"UpdateRatio/{name}" for name in names)]
-        for step, loss, norm_row, ratio_row in zip(global_steps, losses, norms, ratios,
-                                                   strict=True):
-            self.writer.add_scalars(dict(zip(tags, [loss, *norm_row, *ratio_row], strict=True)),
-                                    step)
+              norms: np.ndarray) -> None:
+        """The recorded steps' losses and weight-gradient norms (one row per step, one column
+        per Linear layer, named ``names``)."""
+        tags = ["Loss/train_step", *(f"GradNormStep/{name}" for name in names)]
+        for step, loss, row in zip(global_steps, losses, norms, strict=True):
+            self.writer.add_scalars(dict(zip(tags, [loss, *row], strict=True)), step)
+
+    def update_ratios(self, names: list[str], global_steps: list[int], ratios: np.ndarray
+                      ) -> None:
+        """The update ratios of the steps ``global_steps`` (one row per step, one column per
+        Linear layer, named ``names``)."""
+        tags = [f"UpdateRatio/{name}" for name in names]
+        for step, row in zip(global_steps, ratios, strict=True):
+            self.writer.add_scalars(dict(zip(tags, row, strict=True)), step)
 
     def epoch(self, backend: Twin, epoch: int, validation: Evaluated | None) -> None:
         """The pictures of the network as it stands after ``epoch`` epochs (0: untrained);
@@ -178,7 +197,7 @@ class InsightLog:
         weights, their change since the start and their top digits, when its inputs are a
         square image."""
         shown = np.asarray(weight[:NEURONS_SHOWN], dtype=np.float64)
-        layout = {"count": NEURONS_SHOWN, "per_row": NEURONS_PER_ROW, "scale": NEURON_SCALE}
+        layout = {"count": NEURONS_SHOWN, "per_row": NEURONS_PER_ROW, "gutter": 1}
         tiles = neuron_tiles(shown, **layout)
         if tiles is None:
             return
@@ -192,7 +211,7 @@ class InsightLog:
         top = top_rows(excitation, self.top_digits).T
         digits = self.pixels(top.ravel()).reshape(*top.shape, -1)
         add_image(self.writer, "Neurons/top_digits", digit_mosaics(digits, NEURONS_PER_ROW),
-                  epoch, self.grays)
+                  epoch, self.grays, compress_level=0)  # digits compress slowly
 
     def final(self, writer: SummaryWriter, epoch: int, test: Evaluated) -> None:
         """The test set's confusion matrix under its accuracy, and the most confidently wrong

@@ -16,7 +16,7 @@ from typing import Self
 
 import numpy as np
 
-from compare.insight.log import InsightLog, InsightSource, recorded_steps
+from compare.insight.log import InsightLog, InsightSource, ratio_every, recorded_steps
 from compare.insight.tensorboard_writer import SummaryWriter, written_points
 from compare.training.backend import Backend, Evaluation
 from compare.training.config import Position, TrainConfig
@@ -63,13 +63,19 @@ class TwinEvents:
                 self.writer.add_histogram(f"Weights/{name}", weight, epoch)
         self.writer.flush()
         if self.insight:
-            steps = len(record.step_losses)
-            first = Position(epoch - 1).global_step(steps) + 1
-            recorded = recorded_steps(first, steps, self.every)
-            self.insight.steps(list(norms), [first + i for i in recorded],
-                               record.step_losses[recorded], record.grad_norms,
-                               record.update_ratios)
+            self.log_steps(record, list(norms))
             self.insight.epoch(backend, epoch, validation)
+
+    def log_steps(self, record: EpochRecord, names: list[str]) -> None:
+        """The epoch's per-step curves: the losses and gradient norms of every ``every``-th
+        step, the update ratios of the steps :func:`ratio_every` spaces."""
+        steps = len(record.step_losses)
+        first = Position(record.epoch - 1).global_step(steps) + 1
+        recorded = recorded_steps(first, steps, self.every)
+        self.insight.steps(names, [first + i for i in recorded], record.step_losses[recorded],
+                           record.grad_norms)
+        measured = recorded_steps(first, steps, ratio_every(self.every))
+        self.insight.update_ratios(names, [first + i for i in measured], record.update_ratios)
 
     def finish(self, history: History, test: Evaluation) -> None:
         """The summary of the run's end."""

@@ -25,7 +25,7 @@ import numpy as np
 from compare.data import Splits
 from compare.errors import InterruptionError
 from compare.harness.masks import shared_masks
-from compare.insight.log import InsightSource, log_every, recorded_steps
+from compare.insight.log import InsightSource, log_every, ratio_every, recorded_steps
 from compare.training import early_stopping
 from compare.training.backend import Backend, Evaluation
 from compare.training.build import initial_state
@@ -102,15 +102,16 @@ class StepLoop:
     compare: Callable[[list[Backend], int], None] | None = None
 
     def epoch(self, order: np.ndarray, position: Position = BEGINNING,
-              norm_steps: Sequence[int] = (), bar: Any = None) -> int:
+              recorded: tuple[Sequence[int], Sequence[int]] = ((), ()), bar: Any = None) -> int:
         """The steps of the epoch in ``order`` from ``position`` on; how many were taken. Each
-        twin's records gain the steps' losses, the gradient norms of those at ``norm_steps``
-        (0-based, counted from ``position``) and the seconds: a twin trained alone has the
-        epoch's, twins trained together each the time of its own steps."""
+        twin's records gain the steps' losses, the gradient norms and the update ratios of those
+        at ``recorded`` (two lists of positions, 0-based, counted from ``position``) and the
+        seconds: a twin trained alone has the epoch's, twins trained together each the time of
+        its own steps."""
         steps = steps_per_epoch(len(order), self.batch_size)
         batches = []
         for twin in self.twins:
-            twin.backend.start_epoch(steps - position.step, norm_steps)
+            twin.backend.start_epoch(steps - position.step, *recorded)
             batches.append(twin.loader.batches(order, self.batch_size, position.step))
         alone = len(self.twins) == 1
         clock = float if alone else time.perf_counter  # alone: float() is 0, the epoch is timed
@@ -165,11 +166,13 @@ def run_epochs(run: Run, loop: StepLoop, start: Position) -> None:
         order = orders.next()
         for twin in run.twins:
             twin.backend.lr = config.lr_at(position.epoch)
-        norm_steps = recorded_steps(position.global_step(steps) + 1, steps - position.step, every)
+        first, left = position.global_step(steps) + 1, steps - position.step
+        recorded = (recorded_steps(first, left, every),
+                    recorded_steps(first, left, ratio_every(every)))
         bar = progress_bar(f"epoch {position.epoch + 1}/{config.epochs}", steps - position.step,
                            not run.show_progress)
         try:
-            taken = loop.epoch(order, position, norm_steps, bar)
+            taken = loop.epoch(order, position, recorded, bar)
         finally:
             if bar is not None:
                 bar.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -15,9 +15,11 @@ from compare.training import checkpoint
 from compare.training.backend import (
     EVALUATION_ROWS,
     RATIO_FLOOR,
-    STD_FLOOR,
+    VARIANCE_FLOOR,
     Evaluation,
     evaluation_mode,
+    ratio_stride,
+    segment_edges,
 )
 from compare.training.config import batch_bounds, check_shuffle_state
 from compare.training.optimizer_state import check_optimizer_state
@@ -48,13 +50,40 @@ class ScratchLoader:
             yield x, y
 
 
-def population_std(array: np.ndarray) -> float:
-    """np.std(array) (over all entries, ddof 0) as sqrt(E[x²] - E[x]²), from a sum and a dot
-    product: a third of np.std's time on a weight matrix, and as exact where the mean is small
-    against the spread (weights and their updates)."""
-    flat = array.reshape(-1)
-    mean = float(flat.sum()) / flat.size
-    return math.sqrt(max(float(np.dot(flat, flat)) / flat.size - mean * mean, 0.0))
+class WeightSamples:
+    """The entries of each Linear weight (in, out) its update ratio is measured on, every s-th
+    row and column (:func:`ratio_stride`), laid end to end in one buffer: row 0 as they were
+    before a recorded step, row 1 after it; and the matrix that averages each weight's
+    segment, so that one product gives every weight's moments."""
+
+    def __init__(self, weights: list[np.ndarray]) -> None:
+        """``weights``: the Linear weights, which the optimizer updates in place (the samples
+        are views of them)."""
+        strides = [ratio_stride(w.shape) for w in weights]
+        self.sampled = [w[::s, ::s] for w, s in zip(weights, strides, strict=True)]
+        shapes = [sample.shape for sample in self.sampled]
+        edges = segment_edges(shapes)
+        self.flat = np.empty((2, edges[-1]), weights[0].dtype)
+        self.views = [[self.flat[row, start:stop].reshape(shape) for start, stop, shape in
+                       zip(edges, edges[1:], shapes, strict=False)] for row in (0, 1)]
+        self.averaging = np.zeros((edges[-1], len(weights)), weights[0].dtype)
+        for column, (start, stop) in enumerate(itertools.pairwise(edges)):
+            self.averaging[start:stop, column] = 1 / (stop - start)
+
+    def take(self, row: int) -> None:
+        """Copy the sampled entries of the weights into ``row`` (0: before, 1: after)."""
+        for sample, view in zip(self.sampled, self.views[row], strict=True):
+            np.copyto(view, sample)
+
+    def log10_ratios(self) -> np.ndarray:
+        """(weights,): log10 of std(update) / std(weight) of each, from the entries taken
+        before and after the step; variances as E[x²] - E[x]², exact enough where the mean is
+        small against the spread (weights and their updates)."""
+        self.flat[0] -= self.flat[1]  # minus the update: the same spread
+        moments = np.concatenate([self.flat, np.square(self.flat)]) @ self.averaging
+        variance = moments[2:] - np.square(moments[:2])  # (update, weight) x weights
+        ratio = variance[0] / np.maximum(variance[1], VARIANCE_FLOOR)
+        return np.log10(np.maximum(ratio, RATIO_FLOOR**2)) / 2
 
 
 class ScratchBackend:
@@ -72,7 +101,7 @@ class ScratchBackend:
         self.optimizer = optimizer.build_scratch(model.parameters()) if optimizer else None
         self.loss = scratch.CrossEntropyLoss()
         self.weights = linear_weights(model)
-        self.before = [np.empty_like(p.value) for _, p in self.weights]  # a recorded step's
+        self.samples = WeightSamples([p.value for _, p in self.weights])
         self.start_epoch(0)
         self.dropouts = {str(index): layer for index, layer in enumerate(model)
                          if isinstance(layer, scratch.Dropout)}
@@ -88,11 +117,13 @@ class ScratchBackend:
     def loader(self, x: np.ndarray, y: np.ndarray) -> ScratchLoader:
         return ScratchLoader(x, y)
 
-    def start_epoch(self, steps: int, norm_steps: Sequence[int] = ()) -> None:
+    def start_epoch(self, steps: int, norm_steps: Sequence[int] = (),
+                    ratio_steps: Sequence[int] = ()) -> None:
         self._losses = np.zeros(steps)
         self._norm_rows = {step: row for row, step in enumerate(norm_steps)}
+        self._ratio_rows = {step: row for row, step in enumerate(ratio_steps)}
         self._norms = np.zeros((len(norm_steps), len(self.weights)))
-        self._ratios = np.zeros((len(norm_steps), len(self.weights)))
+        self._ratios = np.zeros((len(ratio_steps), len(self.weights)))
         self._step = 0
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -100,38 +131,35 @@ class ScratchBackend:
         self._losses[self._step] = self.loss.forward(self.logits_model.forward(x), y)
         self.logits_model.backward_parameters(self.loss.backward())
         row = self._norm_rows.get(self._step)
+        if row is not None:
+            for column, (_, weight) in enumerate(self.weights):
+                self._norms[row, column] = np.linalg.norm(weight.grad)
+        row = self._ratio_rows.get(self._step)
         if row is None:
             self.optimizer.step()
         else:
-            self.recorded_step(row)
+            self.step_measuring_update(row)
         self._step += 1
 
-    def recorded_step(self, row: int) -> None:
-        """The optimizer's step, recording each weight's gradient norm and update ratio in
-        ``row``."""
-        for column, ((_, weight), before) in enumerate(zip(self.weights, self.before,
-                                                           strict=True)):
-            self._norms[row, column] = np.linalg.norm(weight.grad)
-            np.copyto(before, weight.value)
+    def step_measuring_update(self, row: int) -> None:
+        """The optimizer's step, recording each weight's update ratio in ``row``."""
+        self.samples.take(0)
         self.optimizer.step()
-        for column, ((_, weight), update) in enumerate(zip(self.weights, self.before,
-                                                           strict=True)):
-            np.subtract(weight.value, update, out=update)
-            ratio = population_std(update) / max(population_std(weight.value), STD_FLOOR)
-            self._ratios[row, column] = np.log10(max(ratio, RATIO_FLOOR))
+        self.samples.take(1)
+        self._ratios[row] = self.samples.log10_ratios()
 
     def step_losses(self) -> np.ndarray:
         return self._losses[: self._step]
 
     def step_grad_norms(self) -> np.ndarray:
-        return self._norms[: self.recorded_so_far()]
+        return self._norms[: self.taken(self._norm_rows)]
 
     def step_update_ratios(self) -> np.ndarray:
-        return self._ratios[: self.recorded_so_far()]
+        return self._ratios[: self.taken(self._ratio_rows)]
 
-    def recorded_so_far(self) -> int:
-        """How many of the epoch's recorded steps are taken."""
-        return sum(step < self._step for step in self._norm_rows)
+    def taken(self, rows: dict[int, int]) -> int:
+        """How many of the epoch's steps in ``rows`` are taken."""
+        return sum(step < self._step for step in rows)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = EVALUATION_ROWS, *,
                  keep_outputs: bool = False) -> Evaluation:

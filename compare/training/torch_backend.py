@@ -7,6 +7,7 @@ and read back once per epoch, so a CUDA step never waits for the GPU.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -21,9 +22,11 @@ from compare.training import checkpoint
 from compare.training.backend import (
     EVALUATION_ROWS,
     RATIO_FLOOR,
-    STD_FLOOR,
+    VARIANCE_FLOOR,
     Evaluation,
     evaluation_mode,
+    ratio_stride,
+    segment_edges,
 )
 from compare.training.config import batch_bounds
 from compare.training.optimizer_state import check_optimizer_state
@@ -57,15 +60,42 @@ class TorchLoader:
             yield x, y
 
 
-def population_stds(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """(len(tensors),): ``torch.std(t, correction=0)`` of each, as sqrt(E[x²] - E[x]²) from a
-    sum and a dot product, the arithmetic done once for all: a third of the time of one
-    ``torch.std`` per tensor on the CPU, and as exact where the mean is small against the
-    spread (weights and their updates)."""
-    flats = [tensor.reshape(-1) for tensor in tensors]
-    means = torch.stack([flat.mean() for flat in flats])
-    squares = torch.stack([torch.dot(flat, flat) / flat.numel() for flat in flats])
-    return (squares - means * means).clamp_min(0).sqrt()
+class WeightSamples:
+    """The entries of each Linear weight (out, in) its update ratio is measured on, every s-th
+    row and column (:func:`ratio_stride`), laid end to end in one buffer on the device: row 0
+    as they were before a recorded step, row 1 after it; and the matrix that averages each
+    weight's segment, so that one product gives every weight's moments (a few kernels for all
+    the layers, never a synchronisation)."""
+
+    def __init__(self, weights: list[torch.Tensor]) -> None:
+        """``weights``: the Linear weights, which the optimizer updates in place (the samples
+        are views of them)."""
+        strides = [ratio_stride(tuple(w.shape)) for w in weights]
+        self.sampled = [w.detach()[::s, ::s] for w, s in zip(weights, strides, strict=True)]
+        shapes = [tuple(sample.shape) for sample in self.sampled]
+        edges = segment_edges(shapes)
+        options = {"dtype": weights[0].dtype, "device": weights[0].device}
+        self.flat = torch.empty((2, edges[-1]), **options)
+        self.views = [[self.flat[row, start:stop].view(shape) for start, stop, shape in
+                       zip(edges, edges[1:], shapes, strict=False)] for row in (0, 1)]
+        self.averaging = torch.zeros((edges[-1], len(weights)), **options)
+        for column, (start, stop) in enumerate(itertools.pairwise(edges)):
+            self.averaging[start:stop, column] = 1 / (stop - start)
+
+    def take(self, row: int) -> None:
+        """Copy the sampled entries of the weights into ``row`` (0: before, 1: after)."""
+        for sample, view in zip(self.sampled, self.views[row], strict=True):
+            view.copy_(sample)
+
+    def log10_ratios(self) -> torch.Tensor:
+        """(weights,): log10 of std(update) / std(weight) of each, from the entries taken
+        before and after the step; variances as E[x²] - E[x]², exact enough where the mean is
+        small against the spread (weights and their updates)."""
+        self.flat[0].sub_(self.flat[1])  # minus the update: the same spread
+        moments = torch.cat([self.flat, self.flat * self.flat]) @ self.averaging
+        variance = moments[2:] - moments[:2] * moments[:2]  # (update, weight) x weights
+        ratio = variance[0] / variance[1].clamp_min(VARIANCE_FLOOR)
+        return ratio.clamp_min(RATIO_FLOOR**2).log10() / 2
 
 
 class TorchBackend:
@@ -84,7 +114,7 @@ class TorchBackend:
         self.optimizer = optimizer.build_torch(model.parameters()) if optimizer else None
         self.device = next(model.parameters()).device
         self.weights = linear_weights(model)
-        self.before = [torch.empty_like(p) for _, p in self.weights]  # a recorded step's
+        self.samples = WeightSamples([p for _, p in self.weights])
         self.start_epoch(0)
         self.generators = TorchGenerators(self.device, seed, used=any(
             isinstance(layer, nn.Dropout) for layer in model.modules()))
@@ -101,12 +131,15 @@ class TorchBackend:
     def loader(self, x: np.ndarray, y: np.ndarray) -> TorchLoader:
         return TorchLoader(x, y, self.device)
 
-    def start_epoch(self, steps: int, norm_steps: Sequence[int] = ()) -> None:
+    def start_epoch(self, steps: int, norm_steps: Sequence[int] = (),
+                    ratio_steps: Sequence[int] = ()) -> None:
         self._losses = torch.zeros(steps, dtype=torch.float64, device=self.device)
         self._norm_rows = {step: row for row, step in enumerate(norm_steps)}
+        self._ratio_rows = {step: row for row, step in enumerate(ratio_steps)}
         self._norms = torch.zeros((len(norm_steps), len(self.weights)), dtype=torch.float64,
                                   device=self.device)
-        self._ratios = torch.zeros_like(self._norms)
+        self._ratios = torch.zeros((len(ratio_steps), len(self.weights)), dtype=torch.float64,
+                                   device=self.device)
         self._step = 0
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -116,41 +149,38 @@ class TorchBackend:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         row = self._norm_rows.get(self._step)
+        if row is not None:  # kept on the device: no synchronisation
+            self._norms[row] = torch.stack(
+                [torch.linalg.vector_norm(p.grad) for _, p in self.weights])
+        row = self._ratio_rows.get(self._step)
         if row is None:
             self.optimizer.step()
         else:
-            self.recorded_step(row)
+            self.step_measuring_update(row)
         self._losses[self._step] = loss.detach()
         self._step += 1
 
-    @torch.no_grad()
-    def recorded_step(self, row: int) -> None:
-        """The optimizer's step, recording each weight's gradient norm and update ratio in
-        ``row`` (kept on the device: no synchronisation)."""
-        weights = [p for _, p in self.weights]
-        self._norms[row] = torch.stack([torch.linalg.vector_norm(p.grad) for p in weights])
-        for weight, before in zip(weights, self.before, strict=True):
-            before.copy_(weight)
+    def step_measuring_update(self, row: int) -> None:
+        """The optimizer's step, recording each weight's update ratio in ``row`` (kept on the
+        device: no synchronisation)."""
+        self.samples.take(0)
         self.optimizer.step()
-        for weight, update in zip(weights, self.before, strict=True):
-            update.sub_(weight)  # the update's negative: the same spread
-        spread = population_stds([*self.before, *weights])
-        ratio = spread[: len(weights)] / spread[len(weights) :].clamp_min(STD_FLOOR)
-        self._ratios[row] = ratio.clamp_min(RATIO_FLOOR).log10()
+        self.samples.take(1)
+        self._ratios[row] = self.samples.log10_ratios()
 
     def step_losses(self) -> np.ndarray:
         """Read back from the device: on CUDA, the epoch's one synchronisation."""
         return self._losses[: self._step].cpu().numpy()
 
     def step_grad_norms(self) -> np.ndarray:
-        return self._norms[: self.recorded_so_far()].cpu().numpy()
+        return self._norms[: self.taken(self._norm_rows)].cpu().numpy()
 
     def step_update_ratios(self) -> np.ndarray:
-        return self._ratios[: self.recorded_so_far()].cpu().numpy()
+        return self._ratios[: self.taken(self._ratio_rows)].cpu().numpy()
 
-    def recorded_so_far(self) -> int:
-        """How many of the epoch's recorded steps are taken."""
-        return sum(step < self._step for step in self._norm_rows)
+    def taken(self, rows: dict[int, int]) -> int:
+        """How many of the epoch's steps in ``rows`` are taken."""
+        return sum(step < self._step for step in rows)
 
     @torch.no_grad()
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = EVALUATION_ROWS, *,
