@@ -87,9 +87,35 @@ def test_the_networks_are_the_plain_one_and_each_combination(norm: str, dropout:
     (["--norm", "batch,"], "--norm"), (["--dropout", "1.5"], "--dropout"),
     (["--dropout", "nan"], "--dropout"), (["--dropout", "0.2,x"], "--dropout"),
     (["--dropout", "0.2,0.20"], "--dropout"), (["--init-std", "0.1"], "--init-std"),
-    (["--norm", "none,batch", "--batch-sizes", "8,1"], "--batch-sizes 8,1 with --norm batch")])
+    (["--norm", "none,batch", "--batch-sizes", "8,1"], "--batch-sizes 8,1 with --norm batch"),
+    (["--epochs", "3"], "--epochs 3: only with --insight"),
+    (["--insight", "--norm", "none,batch"], "--norm none,batch --dropout 0 with --insight"),
+    (["--insight", "--norm", "batch", "--batch-sizes", "1"], "--batch-sizes 1 with --norm batch"),
+    (["--insight", "--epochs", "0"], "--epochs")])
 def test_bench_bad_arguments(data_dir: Path, args: list[str], flag: str,
                              capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["bench", "--data-dir", str(data_dir), "--arch", ARCH, *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and flag in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(("backends", "twins"), [("scratch", 1), ("scratch,torch", 2)])
+def test_bench_insight_times_runs_with_and_without_it(data_dir: Path, backends: str, twins: int,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """One 1-epoch repeat per batch size: its ratio is the quotient of its two runs' seconds
+    (nothing here is judged by the clock), and the runs are the network and twins asked for."""
+    status = cli.main(["bench", "--insight", "--data-dir", str(data_dir), "--arch", ARCH,
+                       "--repeats", "1", "--epochs", "1", "--batch-sizes", "16,32", "--backends",
+                       backends, "--norm", "batch", "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    rows = json.loads(captured.out)["rows"]
+    assert [row["batch_size"] for row in rows] == [16, 32]
+    for row in rows:
+        assert row["with_insight_seconds"] > 0 and row["without_insight_seconds"] > 0
+        assert row["ratio"] == row["ratio_min"] == row["ratio_max"] == pytest.approx(
+            row["with_insight_seconds"] / row["without_insight_seconds"])
+    header = captured.err.splitlines()[0]
+    assert f"1 epoch of {ARCH} relu, norm batch" in header, header
+    assert backends.replace(",", " and ") in header, header
+    assert captured.err.count("with insight") == 2, "a progress line per repeat and batch size"

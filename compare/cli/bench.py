@@ -1,5 +1,6 @@
 """``compare bench``: seconds per epoch of each twin against the matrix-product floor, and of
-each network with normalization or dropout against the plain network."""
+each network with normalization or dropout against the plain network; with ``--insight``, what
+the insight logging costs a training run."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=flags.positive_float, default=600.0,
                         help="seconds a worker may take to answer one request (%(default)s; at "
                              "least the 0.5 s between two looks at the workers)")
+    parser.add_argument("--insight", action="store_true",
+                        help="time whole training runs (compare.fit) with and without the "
+                             "insight logging instead, one network, alternated in this process")
+    parser.add_argument("--epochs", type=flags.positive_int, default=None,
+                        help="the epochs of each --insight run (default 10)")
     parser.add_argument("--json", action="store_true", help='print {"rows": [...]}')
     parser.set_defaults(run=run)
 
@@ -63,6 +69,13 @@ def networks_of(args: argparse.Namespace) -> tuple[Architecture, ...]:
     return tuple(dict.fromkeys([plain, *grid]))
 
 
+def check_batch_norm_batches(batch_sizes: list[int], networks: tuple[Architecture, ...]) -> None:
+    if 1 in batch_sizes and any(network.norm == "batch" for network in networks):
+        raise flags.UsageError(f"--batch-sizes {','.join(map(str, batch_sizes))} with --norm "
+                               "batch: batch norm normalizes each feature over the batch, which "
+                               "needs at least 2 examples")
+
+
 def distinct(values: list, flag: str, given: str) -> list:
     """``values`` (a flag's, joined by ',' in ``given``), refused if one is given twice."""
     twice = [value for index, value in enumerate(values) if value in values[:index]]
@@ -73,6 +86,11 @@ def distinct(values: list, flag: str, given: str) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.insight:
+        return run_insight_cost(args)
+    if args.epochs is not None:
+        raise flags.UsageError(f"--epochs {args.epochs}: only with --insight (the epoch bench "
+                               "times one epoch a repeat)")
     from compare.bench.runner import POLL_SECONDS, BenchConfig, rows_json, run_bench, table
     from compare.data import load_splits
     from compare.harness.arch import parse_dtype
@@ -82,10 +100,7 @@ def run(args: argparse.Namespace) -> int:
     networks = networks_of(args)
     arch = networks[0]
     backends = check_flags(args, POLL_SECONDS)
-    if 1 in args.batch_sizes and any(network.norm == "batch" for network in networks):
-        raise flags.UsageError(f"--batch-sizes {','.join(map(str, args.batch_sizes))} with --norm "
-                               "batch: batch norm normalizes each feature over the batch, which "
-                               "needs at least 2 examples")
+    check_batch_norm_batches(args.batch_sizes, networks)
     device = flags.resolve_device(args.device) if "torch" in backends else "cpu"
     # bad data fails here, once, before the workers; the bench trains on the whole training file
     splits = load_splits(Path(args.data_dir), args.dataset, val_size=0)
@@ -103,4 +118,41 @@ def run(args: argparse.Namespace) -> int:
     rows = run_bench(config, backends, args.batch_sizes, args.repeats,
                      log=lambda line: print(line, file=out, flush=True), timeout=args.timeout)
     print(flags.strict_json(rows_json(rows)) if args.json else table(rows))
+    return 0
+
+
+def run_insight_cost(args: argparse.Namespace) -> int:
+    """``--insight``: each batch size's runs with and without insight, then the table."""
+    from compare.bench.insight_cost import measure, table
+    from compare.bench.runner import POLL_SECONDS
+    from compare.data import load_splits
+    from compare.harness.arch import parse_dtype
+    from compare.training.config import TrainConfig
+    from compare.training.optimizers import OptimizerSpec
+
+    if "," in args.norm or "," in args.dropout:
+        raise flags.UsageError(f"--norm {args.norm} --dropout {args.dropout} with --insight: it "
+                               "times one network; give each one value")
+    arch = networks_of(args)[-1]  # the plain network, or the one with the layers asked for
+    backends = check_flags(args, POLL_SECONDS)
+    check_batch_norm_batches(args.batch_sizes, (arch,))
+    device = flags.resolve_device(args.device) if "torch" in backends else "cpu"
+    splits = load_splits(Path(args.data_dir), args.dataset, seed=args.seed,
+                         dtype=parse_dtype(args.dtype))
+    flags.check_input_width(arch, splits.train_x.shape[1], args.dataset)
+    backend = "both" if len(backends) == 2 else backends[0]
+    out = flags.output(args)
+    epochs = args.epochs or 10
+    print(f"insight cost: {epochs} epoch{'s' * (epochs > 1)} of {arch.spec} "
+          f"{arch.activation_label} on "
+          f"{args.dataset} ({len(splits.train_y)} training images), {' and '.join(backends)}, "
+          f"{args.dtype}, {args.repeats} repeats with and without insight", file=out)
+    costs = []
+    for batch_size in args.batch_sizes:
+        config = TrainConfig(arch, OptimizerSpec.create("sgd", args.lr), epochs,
+                             batch_size, args.seed, args.dtype, device)
+        costs.append(measure(splits, config, backend, args.repeats,
+                             log=lambda line: print(line, file=out, flush=True)))
+    print(flags.strict_json({"rows": [cost.row() for cost in costs]}) if args.json
+          else table(costs))
     return 0
