@@ -409,7 +409,8 @@ def test_checkpoints_hold_the_buffers_by_torchs_names(batch_norm_run: Path) -> N
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("1.num_batches_tracked", np.array(9.0), "1.num_batches_tracked should hold int64 values"),
     ("1.num_batches_tracked", np.array(-1), "1.num_batches_tracked holds a negative count"),
-    ("1.running_var", np.ones(3), r"1.running_var should have shape \(16,\)")])
+    ("1.running_var", np.ones(3), r"1.running_var should have shape \(16,\)"),
+    ("1.running_var", np.full(16, -1e-3), "1.running_var holds a negative variance")])
 def test_a_bad_buffer_in_a_checkpoint_is_named(batch_norm_run: Path, tmp_path: Path, name: str,
                                                value: np.ndarray, message: str,
                                                capsys: pytest.CaptureFixture) -> None:

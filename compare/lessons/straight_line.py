@@ -25,10 +25,19 @@ from compare.training.optimizers import OptimizerSpec
 from compare.training.threads import one_thread
 
 DIGITS = (3, 8)  # class 0 and class 1 of the plane
-LEGEND = (f"dots: the training {DIGITS[0]}s (orange) and {DIGITS[1]}s (purple); shade: the "
-          "digit each model answers there")
+FASHION_NAMES = ("dresses", "bags")  # Fashion-MNIST's classes 3 and 8
 LOGGED_EVERY = 10  # steps between two points of Loss/train
 MIN_IMAGES_PER_DIGIT = 100  # of each of the two digits: a cloud of points, not a handful
+
+
+def class_names(dataset: str) -> tuple[str, str]:
+    """What the two classes are called on ``dataset``: the 3s and 8s, or dresses and bags."""
+    return FASHION_NAMES if dataset == "fashion-mnist" else (f"{DIGITS[0]}s", f"{DIGITS[1]}s")
+
+
+def legend(names: tuple[str, str]) -> str:
+    return (f"dots: the training {names[0]} (orange) and {names[1]} (purple); shade: the class "
+            "each model answers there")
 
 
 def two_digits(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +114,8 @@ class StraightLine(Lesson):
         test_x, test_y = two_digits(splits.test_x, splits.test_y)
         plane = Plane.fit(train_x)
         data = ((plane(train_x), train_y), (plane(test_x), test_y))
-        context.log(f"  {DIGITS[0]}s and {DIGITS[1]}s: {len(train_y)} training images on their "
+        names = class_names(context.dataset)
+        context.log(f"  {names[0]} and {names[1]}: {len(train_y)} training images on their "
                     f"first two principal components ({plane.variance_kept:.1%} of the pixels' "
                     "variance)")
         network = f"network-{self.activation}"
@@ -123,14 +133,15 @@ class StraightLine(Lesson):
                     for t in context.backends)
         twin = context.backends[0]
         reason = (f"one Linear layer (a straight line) fits {line[twin].train_accuracy:.1%} of "
-                  f"the training {DIGITS[0]}s and {DIGITS[1]}s, the {models[network].spec} "
+                  f"the training {names[0]} and {names[1]}, the {models[network].spec} "
                   f"{self.activation} network {bent[twin].train_accuracy:.1%} (the claim needs "
                   f"{self.margin:.1%} more)")
         titles = {"line": "2-2: a straight line",
                   network: f"{models[network].spec} {self.activation}"}
         pictures = {f"decision-regions-{t}.png": png(regions_image(
             {f"{titles[label]}: {by_twin[t].train_accuracy:.1%}": by_twin[t].answers
-             for label, by_twin in fitted.items()}, *data[0], LEGEND)) for t in context.backends}
+             for label, by_twin in fitted.items()}, *data[0], legend(names)))
+            for t in context.backends}
         return self.report(context, rows, holds, reason, pictures)
 
     def fit(self, context: LessonContext, label: str, twin: str, arch: Architecture,
@@ -148,12 +159,14 @@ class StraightLine(Lesson):
             train, test = (backend.evaluate(points, classes),
                            backend.evaluate(test_points, test_classes))
             answers = answered_classes(backend, plane_grid())
+        names = class_names(context.dataset)
         with SummaryWriter(context.logdir / label / twin) as writer:
             for step in range(LOGGED_EVERY, self.steps + 1, LOGGED_EVERY):
                 writer.add_scalar("Loss/train", losses[step - 1], step)
             writer.add_scalar("Accuracy/train", train.accuracy, self.steps)
             add_image(writer, "Boundary/decision_regions", regions_image(
-                {f"{label}: {train.accuracy:.1%}": answers}, points, classes, LEGEND), self.steps)
+                {f"{label}: {train.accuracy:.1%}": answers}, points, classes, legend(names)),
+                self.steps)
         context.log(f"  {label:<16} {twin:>7}: {self.steps} steps, train loss {losses[-1]:.4f}, "
                     f"training accuracy {train.accuracy:.4f}, {seconds:.1f} s")
         return Fitted(train.accuracy, test.accuracy, float(losses[-1]), answers)

@@ -192,13 +192,16 @@ COUNT_DTYPE = np.dtype(np.int64)
 
 def _check_arrays(path: Path, state: StateDict, dtype: str) -> None:
     """Weights of the run's dtype (native byte order) or counts (int64, never negative), dense,
-    every one finite. Which array is which, :func:`_check_state` checks against the network."""
+    every one finite, running variances never negative. Which array is which,
+    :func:`_check_state` checks against the network."""
     for name, array in state.items():
         if array.dtype not in (np.dtype(dtype), COUNT_DTYPE):
             raise CheckpointError(f"{path}: {name} holds {array.dtype} values, not the "
                                   f"{dtype} weights its meta says")
         if array.dtype == COUNT_DTYPE and np.any(array < 0):
             raise CheckpointError(f"{path}: {name} holds a negative count")
+        if name.endswith(".running_var") and np.any(array < 0):  # batch norm's: a variance
+            raise CheckpointError(f"{path}: {name} holds a negative variance")
         if not (array.flags.c_contiguous or array.flags.f_contiguous):
             raise CheckpointError(f"{path}: {name} is not a dense array (strides "
                                   f"{array.strides})")
