@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,63 @@ def test_ctrl_c_mid_epoch_then_resume_is_exact(data_dir: Path, tmp_path: Path, s
         in line, err
     assert cli.main(["train", "--resume", str(tmp_path / "resumed" / "run")]) == 0
     assert_same_run(tmp_path / "resumed" / "run", tmp_path / "straight" / "run")
+
+
+def interrupted_scratch_run(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                            monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch run (9 steps an epoch, every step recorded) stopped after step 7 of epoch 1,
+    and beside it the straight run ("straight/run")."""
+    flags = ["--backend", "scratch", "--optimizer", "adam", "--lr", "0.003", "--epochs", "2"]
+    assert train(data_dir, tmp_path / "straight", *flags, capsys=capsys)[0] == 0
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "StopRequest", StopAfterSteps)
+        count_steps(patch, 7)
+        assert train(data_dir, tmp_path / "resumed", *flags, capsys=capsys)[0] == 130
+    return tmp_path / "resumed" / "run"
+
+
+def with_update_ratios(path: Path, make: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+    """Rewrite the scratch checkpoint at ``path`` with ``make(grad_norms, update_ratios)`` as
+    its update ratios."""
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    arrays["progress/update_ratios"] = make(arrays["progress/grad_norms"],
+                                            arrays["progress/update_ratios"])
+    np.savez(path, **arrays)
+
+
+def test_a_checkpoint_with_an_update_ratio_for_every_recorded_step_resumes_exactly(
+        data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The versions before the ratios were measured at every third recorded step saved a row
+    for each recorded step: the rows of steps 3 and 6 (of the 7 recorded) are the ones kept."""
+    run = interrupted_scratch_run(data_dir, tmp_path, capsys, monkeypatch)
+
+    def every_recorded_step(norms: np.ndarray, ratios: np.ndarray) -> np.ndarray:
+        assert norms.shape == (7, 2) and ratios.shape == (2, 2), (norms.shape, ratios.shape)
+        rows = np.full_like(norms, 5.0)  # what the other steps measured: not kept
+        rows[[2, 5]] = ratios
+        return rows
+
+    with_update_ratios(run / "scratch" / "checkpoint.npz", every_recorded_step)
+    assert cli.main(["train", "--resume", str(run)]) == 0
+    assert_same_run(run, tmp_path / "straight" / "run", twins=("scratch",))
+
+
+def test_update_ratio_rows_that_no_version_writes_are_refused_before_training(
+        data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three rows for the 7 steps taken: neither 2 (measured) nor 7 (recorded)."""
+    run = interrupted_scratch_run(data_dir, tmp_path, capsys, monkeypatch)
+    path = run / "scratch" / "checkpoint.npz"
+    with_update_ratios(path, lambda norms, ratios: norms[:3])
+    before = path.read_bytes()
+    assert cli.main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(
+        "checkpoint.npz: progress/update_ratios holds 3 rows, but the 7 steps taken of epoch 1 "
+        "recorded 2"), err
+    assert path.read_bytes() == before, "nothing trained"
 
 
 def test_lockstep_run_resumes_exactly(data_dir: Path, tmp_path: Path,

@@ -136,9 +136,8 @@ def settings_are_valid(config: TrainConfig, meta: dict) -> bool:
             config.arch.to_meta() == Architecture.from_meta(meta).to_meta())
 
 
-def records_are_valid(found: Checkpoint, position: dict, layers: int) -> bool:
-    """What the checkpoint recorded of the epochs done and of the steps of the next one, for a
-    network of ``layers`` Linear layers."""
+def records_are_valid(found: Checkpoint, position: dict) -> bool:
+    """What the checkpoint's meta recorded of the epochs done."""
     meta = found.meta
     seconds, loss = meta.get("epoch_seconds"), meta.get("train_loss")
     begun = position["epoch"] > 0 or position["step"] > 0
@@ -148,26 +147,36 @@ def records_are_valid(found: Checkpoint, position: dict, layers: int) -> bool:
             is_duration(position["seconds"]) and isinstance(seconds, list) and
             len(seconds) == position["epoch"] and all(is_duration(s) for s in seconds) and
             (loss is None if position["epoch"] == 0 else
-             isinstance(loss, float) and is_amount(loss)) and
-            step_records_are_valid(found.progress, position["step"], layers))
+             isinstance(loss, float) and is_amount(loss)))
 
 
-def step_records_are_valid(progress: dict, steps: int, layers: int) -> bool:
-    """The records of the ``steps`` steps taken in the epoch under way: their losses (steps,),
-    the gradient norms and the update ratios of the recorded ones (recorded steps, ``layers``,
-    each), float64 and finite. A checkpoint of a version before the update ratios has none,
-    which it may where it recorded no step (at an epoch's end)."""
-    losses, norms = progress.get("losses"), progress.get("grad_norms")
-    ratios = progress.get("update_ratios", np.zeros((0, 0)))
-    tables_ok = all(table.ndim == 2 and len(table) <= steps and
-                    (len(table) == 0 or table.shape[1] == layers) for table in (norms, ratios))
-    return (set(progress) in ({"losses", "grad_norms"},
-                              {"losses", "grad_norms", "update_ratios"}) and
-            losses.dtype == norms.dtype == ratios.dtype == np.float64 and
-            losses.shape == (steps,) and tables_ok and
-            ("update_ratios" in progress or len(norms) == 0) and
-            bool(np.all(np.isfinite(losses)) and np.all(np.isfinite(norms)) and
-                 np.all(np.isfinite(ratios))))
+def step_records_problem(progress: dict, steps: int, layers: int) -> str | None:
+    """What is wrong with the records of the ``steps`` steps taken in the epoch under way, or
+    None: their losses (steps,), the gradient norms and the update ratios of the recorded ones
+    (rows, ``layers``; (0, 0) for none), float64 and finite. A checkpoint of a version before
+    the update ratios has none, which it may where it recorded no step (at an epoch's end). How
+    many rows the recorded steps make, :func:`compare.training.twin.restored_records` checks."""
+    names = ("losses", "grad_norms", "update_ratios")
+    if not {"losses", "grad_norms"} <= progress.keys() <= set(names):
+        return (f"progress holds {', '.join(sorted(progress)) or 'nothing'}, not "
+                f"{', '.join(names)}")
+    if "update_ratios" not in progress and len(progress["grad_norms"]):
+        return "progress/update_ratios is missing"
+    for name, array in progress.items():
+        if name == "losses":
+            shape_ok, expected = array.shape == (steps,), f"({steps},)"
+        else:
+            shape_ok = array.ndim == 2 and len(array) <= steps and (
+                array.shape[1] == layers or array.shape == (0, 0))
+            expected = f"(at most {steps} rows, {layers})"
+        if not shape_ok:
+            return (f"progress/{name} has shape {array.shape}, not {expected} for the {steps} "
+                    f"steps taken of a network of {layers} Linear layers")
+        if array.dtype != np.float64:
+            return f"progress/{name} holds {array.dtype} values, not float64"
+        if not np.all(np.isfinite(array)):
+            return f"progress/{name} holds non-finite values"
+    return None
 
 
 def twins_are_valid(found: Checkpoint) -> bool:
@@ -191,8 +200,7 @@ def check_run_state(found: Checkpoint) -> None:
         problems = {
             "the settings": not settings_are_valid(config, meta),
             "the twins": not twins_are_valid(found),
-            "the position": not records_are_valid(found, position,
-                                                  len(config.arch.widths) - 1) or
+            "the position": not records_are_valid(found, position) or
                             position["epoch"] > config.epochs,
             "the early-stopping counts": not early_stopping.meta_is_valid(
                 meta.get(early_stopping.META_KEY), config.patience, position["epoch"]),
@@ -202,8 +210,11 @@ def check_run_state(found: Checkpoint) -> None:
                               f"program writes ({type(error).__name__}: {error})") from None
     wrong = [what for what, bad in problems.items() if bad]
     if wrong:
-        raise CheckpointError(f"{found.path}: {' and '.join(wrong)} in its meta are not what "
-                              "this program writes")
+        raise CheckpointError(f"{found.path}: its meta is not what this program writes "
+                              f"({', '.join(wrong)})")
+    problem = step_records_problem(found.progress, position["step"], len(config.arch.widths) - 1)
+    if problem:
+        raise CheckpointError(f"{found.path}: {problem}")
 
 
 def load_run_data(path: Path, meta: dict, data_dir: Path | None = None) -> Splits:

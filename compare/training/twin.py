@@ -7,10 +7,11 @@ import math
 from dataclasses import dataclass, field
 
 from compare.data import Splits
+from compare.insight.log import log_every, ratio_every, recorded_steps
 from compare.training import early_stopping
 from compare.training.backend import Backend, Evaluation, Loader
 from compare.training.build import build_backend, restore_backend
-from compare.training.checkpoint import Checkpoint
+from compare.training.checkpoint import Checkpoint, CheckpointError
 from compare.training.checkpoint_writer import CheckpointWriter
 from compare.training.config import Position, TrainConfig, steps_per_epoch
 from compare.training.events import TwinEvents
@@ -44,16 +45,13 @@ class Twin:
         """The twin ``name`` as its checkpoint ``saved`` left it: weights, optimizer state and
         records, checked (CheckpointError naming the file)."""
         position = position_of(saved)
-        steps_taken = position.global_step(steps_per_epoch(len(splits.train_y),
-                                                           config.batch_size))
-        backend = restore_backend(name, config, saved, steps_taken)
+        steps = steps_per_epoch(len(splits.train_y), config.batch_size)
+        records = restored_records(saved, position, steps)
+        backend = restore_backend(name, config, saved, position.global_step(steps))
         loss = saved.meta.get("train_loss")
         history = History(name, str(backend.device), earlier_seconds=saved.meta["epoch_seconds"],
                           earlier_train_loss=math.nan if loss is None else float(loss),
                           **early_stopping.best_of(saved.meta))
-        records = StepRecords(saved.progress["losses"], saved.progress["grad_norms"],
-                              saved.meta["position"]["seconds"],
-                              saved.progress.get("update_ratios", no_rows()))
         return cls(backend, backend.loader(splits.train_x, splits.train_y), history, records,
                    position)
 
@@ -100,3 +98,28 @@ def position_of(saved: Checkpoint) -> Position:
     position = saved.meta["position"]
     return Position(position["epoch"], position["step"], position["shuffle_state"])
 
+
+
+def restored_records(saved: Checkpoint, position: Position, steps: int) -> StepRecords:
+    """The records of the epoch under way in ``saved`` (epochs of ``steps`` steps): a loss for
+    each of the ``position.step`` steps taken, gradient norms at the recorded ones and update
+    ratios at the measured ones (:mod:`compare.insight.log`), one row each. The versions that
+    measured the ratios at every recorded step saved a row for each: the rows of the measured
+    steps are kept. Any other count is a CheckpointError naming the file and the array."""
+    every = log_every(steps) if saved.meta["insight"] else 0
+    first = Position(position.epoch).global_step(steps) + 1
+    recorded = recorded_steps(first, position.step, every)
+    measured = recorded_steps(first, position.step, ratio_every(every))
+    norms = saved.progress["grad_norms"]
+    ratios = saved.progress.get("update_ratios", no_rows())
+    if len(ratios) == len(recorded) != len(measured):
+        ratios = ratios[[recorded.index(step) for step in measured]]
+    for name, rows, steps_recorded in (("grad_norms", norms, recorded),
+                                       ("update_ratios", ratios, measured)):
+        if len(rows) != len(steps_recorded):
+            raise CheckpointError(
+                f"{saved.path}: progress/{name} holds {len(rows)} rows, but the "
+                f"{position.step} steps taken of epoch {position.epoch + 1} recorded "
+                f"{len(steps_recorded)}")
+    return StepRecords(saved.progress["losses"], norms, saved.meta["position"]["seconds"],
+                       ratios)
