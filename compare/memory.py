@@ -49,16 +49,18 @@ class Footprint:
         return sum(self.widths) * self.itemsize * ACTIVATION_ARRAYS * self.networks
 
 
-def check_fits(footprint: Footprint, what: str, batch_flag: str = "--batch-size") -> None:
-    """Refuse up front, naming the flag to change (``--arch`` or ``batch_flag``), when
-    ``footprint`` would not fit in the memory available; ``what`` says what needs it."""
+def check_fits(footprint: Footprint, what: str, batch_flag: str = "--batch-size",
+               batch_given: int | None = None) -> None:
+    """Refuse up front, naming the flag to change (``--arch`` or ``batch_flag`` with the batch
+    size given, ``batch_given``, which the footprint's may be capped from), when ``footprint``
+    would not fit in the memory available; ``what`` says what needs it."""
     parameters, per_row = footprint.parameter_bytes(), footprint.bytes_per_row()
     needed = parameters + per_row * max(footprint.batch_size, footprint.evaluation_rows)
     available = available_bytes()
     if needed > available:
         spec = "-".join(map(str, footprint.widths))
         flag = (f"--arch {spec}" if parameters + per_row * footprint.evaluation_rows > available
-                else f"{batch_flag} {footprint.batch_size}")
+                else f"{batch_flag} {footprint.batch_size if batch_given is None else batch_given}")
         raise UserError(f"{flag}: {what} would need about {_size(needed)} of memory, and this "
                         f"machine has {_size(available)} available")
 

@@ -91,7 +91,9 @@ def test_the_networks_are_the_plain_one_and_each_combination(norm: str, dropout:
     (["--epochs", "3"], "--epochs 3: only with --insight"),
     (["--insight", "--norm", "none,batch"], "--norm none,batch --dropout 0 with --insight"),
     (["--insight", "--norm", "batch", "--batch-sizes", "1"], "--batch-sizes 1 with --norm batch"),
-    (["--insight", "--epochs", "0"], "--epochs")])
+    (["--insight", "--epochs", "0"], "--epochs"),
+    (["--insight", "--timeout", "5"], "--timeout 5: for the epoch bench's workers"),
+    (["--insight", "--batch-sizes", "32,100000"], "--batch-sizes 100000: more than the")])
 def test_bench_bad_arguments(data_dir: Path, args: list[str], flag: str,
                              capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["bench", "--data-dir", str(data_dir), "--arch", ARCH, *args]) == 2
@@ -119,3 +121,15 @@ def test_bench_insight_times_runs_with_and_without_it(data_dir: Path, backends: 
     assert f"1 epoch of {ARCH} relu, norm batch" in header, header
     assert backends.replace(",", " and ") in header, header
     assert captured.err.count("with insight") == 2, "a progress line per repeat and batch size"
+
+
+def test_bench_insight_says_a_diverged_run_left_nothing_behind(
+        data_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    """Its runs write into a temporary folder: the error names no checkpoint to go back to."""
+    assert cli.main(["bench", "--insight", "--data-dir", str(data_dir), "--arch", ARCH,
+                     "--repeats", "1", "--epochs", "1", "--backends", "scratch", "--lr",
+                     "1e30"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: bench --insight: the run with insight at batch 32 "
+                              "diverged (scratch, step "), err
+    assert "checkpoint" not in err[-1], err

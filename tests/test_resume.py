@@ -259,3 +259,13 @@ def test_a_shuffle_state_is_checked_without_setting_it() -> None:
                 {**state, "state": {"state": 1.0, "inc": 1}}, {**state, "extra": 0}]:
         with pytest.raises(ValueError, match="not a PCG64 state"):
             check_shuffle_state(bad)
+
+
+def test_a_checkpoint_file_given_to_resume_is_refused_naming_its_run_folder(
+        data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert train(data_dir, tmp_path, "--backend", "scratch", "--epochs", "1",
+                 capsys=capsys)[0] == 0
+    path = tmp_path / "run" / "scratch" / "checkpoint.npz"
+    assert cli.main(["train", "--resume", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --resume {path}: a file; give the run folder ({tmp_path / 'run'})"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from compare.data import Splits
+from compare.errors import CheckError, InterruptionError
 from compare.training.config import TrainConfig
 
 
@@ -45,12 +46,22 @@ class InsightCost:
 
 
 def seconds_to_fit(splits: Splits, config: TrainConfig, backend: str, insight: bool) -> float:
-    """Wall seconds of one ``compare.fit`` run writing into a temporary folder."""
+    """Wall seconds of one ``compare.fit`` run writing into a temporary folder. A run that
+    stops (a divergence, Ctrl-C) leaves nothing to go back to: its folder is gone."""
+    from compare.training.divergence import DivergenceError
     from compare.training.fit import fit
 
+    run = f"the run {'with' if insight else 'without'} insight at batch {config.batch_size}"
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        fit(splits, config, backend=backend, log_dir=Path(folder) / "run", insight=insight)
+        try:
+            fit(splits, config, backend=backend, log_dir=Path(folder) / "run", insight=insight)
+        except DivergenceError as error:
+            raise CheckError(f"bench --insight: {run} diverged ({error.backend}, step "
+                             f"{error.step}): nothing to time; try a smaller --lr") from None
+        except InterruptionError:
+            raise InterruptionError(f"bench --insight: stopped by Ctrl-C in {run}; nothing "
+                                    "measured") from None
         return time.perf_counter() - start
 
 
@@ -69,10 +80,10 @@ def measure(splits: Splits, config: TrainConfig, backend: str, repeats: int,
 
 
 def table(costs: list[InsightCost]) -> str:
-    lines = ["batch  with s  without s  with / without  range"]
+    lines = ["batch  with s  without s  with / without (paired median)  range"]
     for cost in costs:
         row = cost.row()
         lines.append(f"{cost.batch_size:5d} {row['with_insight_seconds']:7.3f} "
-                     f"{row['without_insight_seconds']:10.3f} {row['ratio']:15.3f}  "
+                     f"{row['without_insight_seconds']:10.3f} {row['ratio']:31.3f}  "
                      f"{row['ratio_min']:.3f}-{row['ratio_max']:.3f}")
     return "\n".join(lines)

@@ -15,6 +15,9 @@ from compare.data import DATASETS
 if TYPE_CHECKING:
     from compare.harness.arch import Architecture
 
+TIMEOUT = 600.0
+"""Seconds a bench worker may take to answer one request, unless --timeout says otherwise."""
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("bench", help="seconds per epoch against the matmul floor")
@@ -26,8 +29,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=flags.positive_int, default=5)
     parser.add_argument("--lr", type=flags.positive_float, default=0.1)
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
-    parser.add_argument("--timeout", type=flags.positive_float, default=600.0,
-                        help="seconds a worker may take to answer one request (%(default)s; at "
+    parser.add_argument("--timeout", type=flags.positive_float, default=None,
+                        help=f"seconds a worker may take to answer one request ({TIMEOUT:g}; at "
                              "least the 0.5 s between two looks at the workers)")
     parser.add_argument("--insight", action="store_true",
                         help="time whole training runs (compare.fit) with and without the "
@@ -49,7 +52,7 @@ def check_flags(args: argparse.Namespace, poll_seconds: float) -> list[str]:
         raise flags.UsageError(f"--batch-sizes {','.join(map(str, args.batch_sizes))}: "
                                f"{', '.join(map(str, repeated))} given more than once; give each "
                                "batch size once (--repeats sets how often each is timed)")
-    if args.timeout < poll_seconds:
+    if args.timeout is not None and args.timeout < poll_seconds:
         raise flags.UsageError(f"--timeout {args.timeout:g}: the workers are looked at every "
                                f"{poll_seconds:g} s; give at least {poll_seconds:g}")
     return backends
@@ -116,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
                          device)
     out = flags.output(args)
     rows = run_bench(config, backends, args.batch_sizes, args.repeats,
-                     log=lambda line: print(line, file=out, flush=True), timeout=args.timeout)
+                     log=lambda line: print(line, file=out, flush=True),
+                     timeout=TIMEOUT if args.timeout is None else args.timeout)
     print(flags.strict_json(rows_json(rows)) if args.json else table(rows))
     return 0
 
@@ -127,12 +131,16 @@ def run_insight_cost(args: argparse.Namespace) -> int:
     from compare.bench.runner import POLL_SECONDS
     from compare.data import load_splits
     from compare.harness.arch import parse_dtype
+    from compare.training.build import check_memory
     from compare.training.config import TrainConfig
     from compare.training.optimizers import OptimizerSpec
 
     if "," in args.norm or "," in args.dropout:
         raise flags.UsageError(f"--norm {args.norm} --dropout {args.dropout} with --insight: it "
                                "times one network; give each one value")
+    if args.timeout is not None:
+        raise flags.UsageError(f"--timeout {args.timeout:g}: for the epoch bench's workers; "
+                               "--insight trains in this process")
     arch = networks_of(args)[-1]  # the plain network, or the one with the layers asked for
     backends = check_flags(args, POLL_SECONDS)
     check_batch_norm_batches(args.batch_sizes, (arch,))
@@ -140,19 +148,22 @@ def run_insight_cost(args: argparse.Namespace) -> int:
     splits = load_splits(Path(args.data_dir), args.dataset, seed=args.seed,
                          dtype=parse_dtype(args.dtype))
     flags.check_input_width(arch, splits.train_x.shape[1], args.dataset)
-    backend = "both" if len(backends) == 2 else backends[0]
-    out = flags.output(args)
+    rows = len(splits.train_y)
     epochs = args.epochs or 10
+    configs = [TrainConfig(arch, OptimizerSpec.create("sgd", args.lr), epochs, batch_size,
+                           args.seed, args.dtype, device) for batch_size in args.batch_sizes]
+    for config in configs:
+        if config.batch_size > rows:
+            raise flags.UsageError(f"--batch-sizes {config.batch_size}: more than the {rows} "
+                                   f"training images of {args.dataset}")
+        check_memory(config, backends, rows, batch_flag="--batch-sizes")
+    out = flags.output(args)
     print(f"insight cost: {epochs} epoch{'s' * (epochs > 1)} of {arch.spec} "
-          f"{arch.activation_label} on "
-          f"{args.dataset} ({len(splits.train_y)} training images), {' and '.join(backends)}, "
-          f"{args.dtype}, {args.repeats} repeats with and without insight", file=out)
-    costs = []
-    for batch_size in args.batch_sizes:
-        config = TrainConfig(arch, OptimizerSpec.create("sgd", args.lr), epochs,
-                             batch_size, args.seed, args.dtype, device)
-        costs.append(measure(splits, config, backend, args.repeats,
-                             log=lambda line: print(line, file=out, flush=True)))
+          f"{arch.activation_label} on {args.dataset} ({rows} training images), "
+          f"{' and '.join(backends)}, {args.dtype}, {args.repeats} "
+          f"repeat{'s' * (args.repeats > 1)} with and without insight", file=out)
+    costs = [measure(splits, config, "both" if len(backends) == 2 else backends[0], args.repeats,
+                     log=lambda line: print(line, file=out, flush=True)) for config in configs]
     print(flags.strict_json({"rows": [cost.row() for cost in costs]}) if args.json
           else table(costs))
     return 0

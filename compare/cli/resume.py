@@ -245,6 +245,10 @@ def run_folder(args: argparse.Namespace, given: list[str]) -> Path:
         raise UsageError(f"--resume continues a run with its own settings: {', '.join(refused)} "
                          f"cannot be changed (only {', '.join(RESUME_FLAGS)})")
     run_dir = Path(args.resume)
+    if run_dir.is_file():  # a twin's checkpoint, say: its run is the folder above the twin's
+        twin_folder = run_dir.parent.name in BACKEND_NAMES
+        folder = run_dir.parent.parent if twin_folder else run_dir.parent
+        raise UsageError(f"--resume {run_dir}: a file; give the run folder ({folder})")
     if not run_dir.is_dir():
         raise UsageError(f"--resume {run_dir}: no such run folder")
     return run_dir

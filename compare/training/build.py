@@ -28,7 +28,7 @@ def check_memory(config: TrainConfig, backends: Sequence[str], training_rows: in
                           arrays_per_parameter=3 + OPTIMIZER_ARRAYS[config.optimizer.name],
                           batch_size=min(config.batch_size, training_rows),
                           evaluation_rows=EVALUATION_ROWS)
-    check_fits(footprint, f"training {' and '.join(backends)}", batch_flag)
+    check_fits(footprint, f"training {' and '.join(backends)}", batch_flag, config.batch_size)
 
 
 def build_backend(name: str, config: TrainConfig) -> Backend:
