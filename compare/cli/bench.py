@@ -125,6 +125,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_insight_flags(args: argparse.Namespace) -> None:
+    """Refuse what --insight cannot take: several networks, a worker timeout."""
+    if "," in args.norm or "," in args.dropout:
+        raise flags.UsageError(f"--norm {args.norm} --dropout {args.dropout} with --insight: it "
+                               "times one network; give each one value")
+    if args.timeout is not None:
+        raise flags.UsageError(f"--timeout {args.timeout:g}: for the epoch bench's workers; "
+                               "--insight trains in this process")
+
+
 def run_insight_cost(args: argparse.Namespace) -> int:
     """``--insight``: each batch size's runs with and without insight, then the table."""
     from compare.bench.insight_cost import measure, table
@@ -135,12 +145,7 @@ def run_insight_cost(args: argparse.Namespace) -> int:
     from compare.training.config import TrainConfig
     from compare.training.optimizers import OptimizerSpec
 
-    if "," in args.norm or "," in args.dropout:
-        raise flags.UsageError(f"--norm {args.norm} --dropout {args.dropout} with --insight: it "
-                               "times one network; give each one value")
-    if args.timeout is not None:
-        raise flags.UsageError(f"--timeout {args.timeout:g}: for the epoch bench's workers; "
-                               "--insight trains in this process")
+    check_insight_flags(args)
     arch = networks_of(args)[-1]  # the plain network, or the one with the layers asked for
     backends = check_flags(args, POLL_SECONDS)
     check_batch_norm_batches(args.batch_sizes, (arch,))
