@@ -29,8 +29,8 @@ def ratio_stride(shape: tuple[int, ...]) -> int:
     """s: the update ratio of a weight of ``shape`` is measured on every s-th row and column
     of it, the largest s that leaves at least ``RATIO_SAMPLE`` entries (1, all of it, under
     16,384; 4 for 784x128: 6,272 entries). The same entries in either layout (a transpose
-    keeps them), a quarter of the memory a recorded step reads, and a spread within about 1%
-    of the whole weight's."""
+    keeps them), and a quarter of the memory a recorded step reads; the ratio is an estimate
+    of the whole weight's (the README says how close)."""
     return max(1, math.isqrt(math.prod(shape) // RATIO_SAMPLE))
 
 
