@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 
 import compare
 from compare.data import download as downloading
@@ -193,6 +194,16 @@ def test_build_twins_hold_identical_weights(arch: str | tuple[int, ...]) -> None
     assert mine.keys() == theirs.keys()
     for name in mine:
         np.testing.assert_array_equal(mine[name], theirs[name], name)
+
+
+def test_build_twins_leaves_torchs_global_generator_where_it_was() -> None:
+    """The torch network's own draw is overwritten by the copy: a script seeded before the
+    twins draws after them what it would have drawn without them."""
+    torch.manual_seed(5)
+    expected = torch.rand(4)
+    torch.manual_seed(5)
+    compare.build_twins("12-7-5", seed=1)
+    assert torch.equal(torch.rand(4), expected), "build_twins moved torch's global generator"
 
 
 def test_build_twins_from_an_architecture_keeps_its_activation_settings() -> None:

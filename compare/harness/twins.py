@@ -161,8 +161,14 @@ def copy_weights(src: scratch.Sequential | nn.Sequential, dst: scratch.Sequentia
 def build_twins(arch: Architecture, *, seed: int, dtype: str = "float32", device: str = "cpu"
                 ) -> tuple[scratch.Sequential, nn.Sequential]:
     """(scratch_model, torch_model) holding identical weights: scratch draws them from ``seed`` as
-    ``nn.Linear`` draws, and they are copied into the torch network."""
+    ``nn.Linear`` draws, and they are copied into the torch network. The torch network's own
+    draw, overwritten by the copy, is made on a fork of torch's global generator, so a script's
+    next ``torch.rand`` gives what it would have without the twins."""
+    import torch
+
     scratch_model = arch.build_scratch(seed=seed, dtype=dtype)
-    torch_model = arch.build_torch(dtype=dtype, device=device)
+    where = torch.device(device)
+    with torch.random.fork_rng(devices=[where.index or 0] if where.type == "cuda" else []):
+        torch_model = arch.build_torch(dtype=dtype, device=device)
     copy_weights(scratch_model, torch_model)
     return scratch_model, torch_model
